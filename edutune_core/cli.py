@@ -1,0 +1,138 @@
+"""Command line: ``python -m edutune_core train|predict|evaluate``.
+
+Progress and log lines go to standard error. With ``--json`` the last line of standard
+output is one JSON object with the run's folder and its metrics. Exit codes: 0 on
+success, 1 when training itself failed, 2 on invalid input (with a one-line reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edutune_core.config import TrainConfig
+from edutune_core.data import read_table_file
+from edutune_core.i18n import EduTuneError
+from edutune_core.metrics import SCALAR_METRICS
+from edutune_core.predict import Predictor
+from edutune_core.runner import create_run, execute_run
+from edutune_core.runstore import COMPLETED, STOPPED, RunStore
+from edutune_core.tasks import PROBLEMS, ColumnMapping, propose_problem
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m edutune_core",
+                                     description="Fine-tune and use EduTune models without the web interface.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model on a CSV, TSV or Excel file")
+    train.add_argument("--data", required=True, type=Path, help="training file")
+    train.add_argument("--target", required=True, help="column to predict")
+    train.add_argument("--text-column", help="column with the essay or answer text; omit for a table model")
+    train.add_argument("--ignore-columns", default="", help="comma-separated columns to leave out")
+    train.add_argument("--problem", choices=PROBLEMS, help="default: classification for labels, regression for numbers")
+    train.add_argument("--pass-mark", type=float, help="turn a numeric target into pass (>= mark) / fail")
+    train.add_argument("--model", help="model id, local folder or the bundled all-MiniLM-L6-v2 (default)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--max-length", type=int, help="longest text in tokens")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--validation-share", type=float, help="share of rows held out (default 0.2)")
+    train.add_argument("--validation-data", type=Path, help="separate validation file; replaces the held-out split")
+    train.add_argument("--output", type=Path, help="run folder (default: a new folder under $EDUTUNE_HOME/runs)")
+    train.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+    predict = commands.add_parser("predict", help="add a prediction column to a file")
+    predict.add_argument("--run", required=True, type=Path, help="run folder or exported run folder")
+    predict.add_argument("--data", required=True, type=Path)
+    predict.add_argument("--output", required=True, type=Path, help=".csv (UTF-8 with BOM) or .xlsx")
+
+    evaluate = commands.add_parser("evaluate", help="compute metrics of a trained model on a labelled file")
+    evaluate.add_argument("--run", required=True, type=Path)
+    evaluate.add_argument("--data", required=True, type=Path)
+    evaluate.add_argument("--json", action="store_true")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    table = read_table_file(args.data)
+    frame = table.frame
+    if args.target not in frame.columns:
+        raise EduTuneError("data.missing_column", column=args.target, columns=", ".join(map(str, frame.columns)))
+    ignore = [column.strip() for column in args.ignore_columns.split(",") if column.strip()]
+    problem = args.problem or ("classification" if args.pass_mark is not None else propose_problem(frame[args.target]))
+    mapping = ColumnMapping(target=args.target, text_column=args.text_column, ignore_columns=ignore,
+                            problem=problem, pass_mark=args.pass_mark)
+    settings = {name: value for name, value in {
+        "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "max_length": args.max_length, "seed": args.seed,
+        "validation_share": args.validation_share}.items() if value is not None}
+    config = TrainConfig.for_task(args.text_column is not None, **settings)
+    validation = read_table_file(args.validation_data).frame if args.validation_data else None
+
+    store = RunStore()
+    record = create_run(store, frame, mapping, config, data_name=args.data.name,
+                        validation_frame=validation, run_dir=args.output)
+    print(f"run {record.run_id} in {record.run_dir}", file=sys.stderr)
+    record = execute_run(store, record.run_id)
+    if record.status not in (COMPLETED, STOPPED):
+        error = record.error or {}
+        failure = EduTuneError(error.get("key", "run.internal_error"), **error.get("params", {}))
+        print(f"error: {failure.message('en')}", file=sys.stderr)
+        return EXIT_INVALID if failure.key != "run.internal_error" else EXIT_FAILED
+    _print_metrics(record.metrics or {}, args.json, {"run_id": record.run_id, "run_dir": str(record.run_dir),
+                                                      "status": record.status})
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    predictor = Predictor(args.run)
+    table = read_table_file(args.data)
+    result = predictor.with_predictions(table.frame)
+    try:
+        if args.output.suffix.lower() == ".xlsx":
+            result.to_excel(args.output, index=False)
+        else:
+            # A byte-order mark makes Excel read the file as UTF-8, so Chinese text shows correctly.
+            result.to_csv(args.output, index=False, encoding="utf-8-sig")
+    except OSError as error:
+        raise EduTuneError("cli.write_failed", path=str(args.output), reason=error.strerror or str(error)) from error
+    print(f"wrote {len(result)} rows to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    predictor = Predictor(args.run)
+    metrics = predictor.evaluate_frame(read_table_file(args.data).frame)
+    _print_metrics(metrics, args.json, {"run_dir": str(args.run)})
+    return 0
+
+
+def _print_metrics(metrics: dict, as_json: bool, header: dict) -> None:
+    scalars = {name: metrics[name] for name in SCALAR_METRICS if name in metrics}
+    for name, value in scalars.items():
+        print(f"{name}: {value:.4f}", file=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        print(json.dumps({**header, **scalars, "metrics": metrics}, ensure_ascii=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    commands = {"train": _train, "predict": _predict, "evaluate": _evaluate}
+    try:
+        return commands[args.command](args)
+    except EduTuneError as error:
+        print(f"error: {error.message('en')}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

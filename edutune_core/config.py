@@ -1,0 +1,105 @@
+"""Training settings: one dataclass with documented defaults, checked before any model loads."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from edutune_core.i18n import ConfigError
+from edutune_core.models import BUNDLED_MODEL
+
+# Fine-tuning a pretrained transformer needs a small step; a network trained from
+# scratch on table columns needs a larger one.
+DEFAULT_TEXT_LEARNING_RATE = 1e-4
+DEFAULT_TABULAR_LEARNING_RATE = 1e-3
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run, saved beside its weights.
+
+    Attributes:
+        model: Model reference for text tasks (see ``edutune_core.models``); table
+            tasks always use the small table network.
+        learning_rate: Step size of the AdamW optimizer. None picks the default for
+            the task: 1e-4 for text models, 1e-3 for the table network.
+        epochs: Passes over the training rows.
+        batch_size: Rows per optimizer step.
+        max_length: Longest text in tokens; longer texts are cut at the end.
+        seed: Seed for the split, the data order and the new weights.
+        validation_share: Share of the rows held out for validation when no
+            separate validation file is given.
+        weight_decay: AdamW weight decay.
+        warmup_share: Share of the steps over which the learning rate rises
+            linearly from zero before it decays linearly back to zero.
+    """
+
+    model: str = BUNDLED_MODEL
+    learning_rate: float | None = None
+    epochs: int = 5
+    batch_size: int = 16
+    max_length: int = 256
+    seed: int = 42
+    validation_share: float = 0.2
+    weight_decay: float = 0.01
+    warmup_share: float = 0.1
+
+    @classmethod
+    def for_task(cls, text_task: bool, **settings) -> TrainConfig:
+        """Return the defaults for a text or a table task, updated with ``settings``.
+
+        The table network starts from random weights and its epochs are short, so it
+        gets more epochs and larger batches than a pretrained text model.
+        """
+        defaults = {} if text_task else {"epochs": 30, "batch_size": 32}
+        return cls(**{**defaults, **settings})
+
+    def effective_learning_rate(self, text_task: bool) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return DEFAULT_TEXT_LEARNING_RATE if text_task else DEFAULT_TABULAR_LEARNING_RATE
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in names})
+
+    def problems(self) -> list[ConfigError]:
+        """Return every invalid setting at once, so a page can list them together."""
+        checks = [
+            ("learning_rate", self.learning_rate, self.learning_rate is None or 0 < self.learning_rate <= 1, "(0, 1]"),
+            ("epochs", self.epochs, _is_int(self.epochs) and 1 <= self.epochs <= 1000, "1 – 1000"),
+            ("batch_size", self.batch_size, _is_int(self.batch_size) and 1 <= self.batch_size <= 4096, "1 – 4096"),
+            ("max_length", self.max_length, _is_int(self.max_length) and 8 <= self.max_length <= 8192, "8 – 8192"),
+            ("seed", self.seed, _is_int(self.seed) and 0 <= self.seed < 2**32, "0 – 4294967295"),
+            ("validation_share", self.validation_share, 0.05 <= self.validation_share <= 0.5, "0.05 – 0.5"),
+            ("weight_decay", self.weight_decay, 0 <= self.weight_decay <= 1, "0 – 1"),
+            ("warmup_share", self.warmup_share, 0 <= self.warmup_share < 1, "0 – 0.99"),
+        ]
+        return [ConfigError("config.out_of_range", setting=name, value=value, allowed=allowed)
+                for name, value, valid, allowed in checks if not valid]
+
+    def validate(self) -> None:
+        """Raise the first invalid setting.
+
+        Raises:
+            ConfigError: A setting is outside its allowed range.
+        """
+        problems = self.problems()
+        if problems:
+            raise problems[0]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Presets shown on the Train page, from a fast demo to a slower, more careful run.
+PRESETS: dict[str, dict] = {
+    "quick": {"epochs": 4, "batch_size": 8, "max_length": 128},
+    "balanced": {"epochs": 5, "batch_size": 16, "max_length": 256},
+    "best": {"epochs": 10, "batch_size": 16, "max_length": 512},
+}

@@ -1,0 +1,111 @@
+"""The job manager: runs training jobs in background threads and queues the rest.
+
+A server process has one manager. ``submit`` records nothing itself (``create_run``
+already did) and puts the run in a first-in, first-out queue; worker threads take runs
+from it, at most ``max_concurrent`` at a time. The threads only talk to the run store,
+never to a page, so every browser session sees progress by reading the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from edutune_core.runner import execute_run
+from edutune_core.runstore import QUEUED, STOPPED, STOPPING, RunStore
+
+logger = logging.getLogger(__name__)
+
+
+class JobManager:
+    """Background training threads over one run store.
+
+    Args:
+        store: Where runs are recorded.
+        max_concurrent: Jobs that train at the same time. One suits a CPU-only machine,
+            where two jobs would only share the same cores.
+    """
+
+    def __init__(self, store: RunStore, max_concurrent: int = 1) -> None:
+        self.store = store
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._waiting: list[str] = []
+        self._stop_events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        interrupted = store.mark_orphans_interrupted()
+        if interrupted:
+            logger.info("runs interrupted by an earlier shutdown: %s", ", ".join(interrupted))
+        self._workers = [threading.Thread(target=self._work, name=f"edutune-job-{index}", daemon=True)
+                         for index in range(max_concurrent)]
+        for worker in self._workers:
+            worker.start()
+
+    def submit(self, run_id: str) -> None:
+        """Queue a run created with ``edutune_core.runner.create_run``."""
+        with self._lock:
+            self._stop_events[run_id] = threading.Event()
+            self._waiting.append(run_id)
+        self._queue.put(run_id)
+        logger.info("queued run %s", run_id)
+
+    def stop(self, run_id: str) -> bool:
+        """Ask a run to stop after its current step; a queued run is cancelled at once.
+
+        Returns:
+            False when this manager does not run ``run_id``.
+        """
+        with self._lock:
+            event = self._stop_events.get(run_id)
+            waiting = run_id in self._waiting
+        if event is None:
+            return False
+        event.set()
+        if waiting:
+            self.store.set_status(run_id, STOPPED)
+            self.store.add_event(run_id, "cancelled", {})
+        else:
+            self.store.set_status(run_id, STOPPING)
+        logger.info("stop requested for run %s", run_id)
+        return True
+
+    def queue_position(self, run_id: str) -> int | None:
+        """Return 1 for the next run to start, None when ``run_id`` is not waiting."""
+        with self._lock:
+            if run_id not in self._waiting:
+                return None
+            return self._waiting.index(run_id) + 1
+
+    def is_managed(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._stop_events
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop every job, wait for the threads and return; used by tests and at exit."""
+        with self._lock:
+            events = list(self._stop_events.values())
+        for event in events:
+            event.set()
+        for _ in self._workers:
+            self._queue.put(None)
+        for worker in self._workers:
+            worker.join(timeout)
+
+    def _work(self) -> None:
+        while True:
+            run_id = self._queue.get()
+            if run_id is None:
+                return
+            with self._lock:
+                self._waiting.remove(run_id)
+                event = self._stop_events[run_id]
+            if event.is_set() or self.store.get_run(run_id).status != QUEUED:
+                self._forget(run_id)
+                continue
+            logger.info("starting run %s", run_id)
+            execute_run(self.store, run_id, event)
+            self._forget(run_id)
+
+    def _forget(self, run_id: str) -> None:
+        with self._lock:
+            self._stop_events.pop(run_id, None)

@@ -1,0 +1,308 @@
+"""Column mapping: which column is the text, which is the target, and what kind of task follows.
+
+A teacher's table becomes training data in two steps. ``propose_mapping`` guesses the
+columns and the problem type from the table, and the user may change any of it.
+``prepare_data`` then checks the mapping against the table and turns it into model
+inputs (texts or feature columns) and targets (class indices or numbers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from edutune_core.i18n import DataError
+
+logger = logging.getLogger(__name__)
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+PROBLEMS = (CLASSIFICATION, REGRESSION)
+
+ESSAY_SCORING = "essay_scoring"
+TEXT_CLASSIFICATION = "text_classification"
+TEXT_REGRESSION = "text_regression"
+TABULAR = "tabular"
+
+PASS_LABEL = "pass"
+FAIL_LABEL = "fail"
+
+# A text column is told apart from a category column by its typical length.
+_MIN_MEAN_TEXT_CHARS = 40
+# Scores on a scale wider than this are treated as continuous values, not score points.
+_MAX_SCORE_POINTS = 61
+_MIN_ROWS = 10
+_MIN_ROWS_PER_CLASS = 2
+_TARGET_NAME_HINTS = ("score", "grade", "label", "target", "final", "result", "category", "topic",
+                      "g3", "得分", "分数", "成绩", "等级", "类别", "标签")
+
+
+@dataclass
+class ColumnMapping:
+    """How the columns of a table map to a training task.
+
+    Attributes:
+        target: Column the model learns to predict.
+        text_column: Column with free text (essays, answers, questions), or None for a
+            model on the table's other columns.
+        ignore_columns: Columns left out of the model inputs (IDs, names, leaked grades).
+        problem: ``"classification"`` or ``"regression"``.
+        pass_mark: When set, a numeric target becomes ``pass`` (value >= pass_mark) or
+            ``fail``, and the problem is classification.
+    """
+
+    target: str
+    text_column: str | None = None
+    ignore_columns: list[str] = field(default_factory=list)
+    problem: str = CLASSIFICATION
+    pass_mark: float | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ColumnMapping:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in names})
+
+
+@dataclass
+class PreparedData:
+    """Model inputs and targets built from a table and a mapping.
+
+    Attributes:
+        mapping: The mapping the data was built with.
+        task: One of the task names of this module.
+        texts: One text per row for text tasks, else None.
+        features: Feature columns for table tasks, else None.
+        targets: Class indices (int64) for classification, values (float64) for
+            regression, or None when the table has no target column (prediction).
+        labels: Class names in index order, for classification.
+        score_points: Lowest and highest score when the regression target is whole
+            score points (an essay rubric, a 0-20 grade); predictions are rounded and
+            clipped to this range. None for continuous values.
+        dropped_rows: Number of rows left out, by reason key.
+        row_index: Index labels of the kept rows in the source table.
+    """
+
+    mapping: ColumnMapping
+    task: str
+    texts: list[str] | None
+    features: pd.DataFrame | None
+    targets: np.ndarray | None
+    labels: list[str] | None
+    score_points: tuple[int, int] | None
+    dropped_rows: dict[str, int]
+    row_index: pd.Index
+
+    def __len__(self) -> int:
+        return len(self.row_index)
+
+    def subset(self, positions: np.ndarray) -> PreparedData:
+        """Return the rows at ``positions`` (integer positions, not index labels)."""
+        return dataclasses.replace(
+            self,
+            texts=None if self.texts is None else [self.texts[i] for i in positions],
+            features=None if self.features is None else self.features.iloc[positions],
+            targets=None if self.targets is None else self.targets[positions],
+            row_index=self.row_index[positions],
+        )
+
+
+def task_for(mapping: ColumnMapping) -> str:
+    """Name the task that a mapping describes."""
+    if mapping.text_column is None:
+        return TABULAR
+    if mapping.problem == CLASSIFICATION:
+        return TEXT_CLASSIFICATION
+    return ESSAY_SCORING
+
+
+def is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def propose_mapping(frame: pd.DataFrame) -> ColumnMapping:
+    """Guess the text column, the target and the problem type of a table."""
+    text_column = _guess_text_column(frame)
+    target = _guess_target(frame, text_column)
+    problem = propose_problem(frame[target])
+    return ColumnMapping(target=target, text_column=text_column, problem=problem)
+
+
+def propose_problem(target: pd.Series) -> str:
+    """Propose classification for labels and two-valued columns, regression for other numbers."""
+    values = target.dropna()
+    if is_numeric(values) and values.nunique() > 2:
+        return REGRESSION
+    return CLASSIFICATION
+
+
+def _guess_text_column(frame: pd.DataFrame) -> str | None:
+    best, best_length = None, float(_MIN_MEAN_TEXT_CHARS)
+    for column in frame.columns:
+        if is_numeric(frame[column]):
+            continue
+        mean_length = frame[column].dropna().astype(str).str.len().mean()
+        if mean_length > best_length:
+            best, best_length = column, mean_length
+    return best
+
+
+def _guess_target(frame: pd.DataFrame, text_column: str | None) -> str:
+    candidates = [column for column in frame.columns if column != text_column]
+    if not candidates:
+        raise DataError("data.no_target_candidate", columns=", ".join(map(str, frame.columns)))
+    for column in reversed(candidates):
+        if any(hint in str(column).lower() for hint in _TARGET_NAME_HINTS):
+            return column
+    return candidates[-1]
+
+
+def feature_columns(frame: pd.DataFrame, mapping: ColumnMapping) -> list[str]:
+    """List the table columns used as model inputs for a table task."""
+    left_out = {mapping.target, mapping.text_column, *mapping.ignore_columns}
+    return [column for column in frame.columns if column not in left_out]
+
+
+def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target: bool = True,
+                 labels: list[str] | None = None) -> PreparedData:
+    """Check ``mapping`` against ``frame`` and build model inputs and targets.
+
+    Args:
+        frame: The loaded table.
+        mapping: Column mapping chosen by the user.
+        require_target: False for prediction on a table without the target column.
+        labels: Class names of an existing model, so new data uses the same indices.
+
+    Raises:
+        DataError: A mapped column is missing, the target has too few rows, classes or
+            spread, or the target has values that do not fit the problem type.
+    """
+    _check_columns(frame, mapping, require_target)
+    has_target = mapping.target in frame.columns
+    kept = pd.Series(True, index=frame.index)
+    dropped: dict[str, int] = {}
+
+    if has_target:
+        missing_target = frame[mapping.target].isna() | (frame[mapping.target].astype(str).str.strip() == "")
+        dropped["data.dropped.missing_target"] = int(missing_target.sum())
+        kept &= ~missing_target
+    if mapping.text_column is not None:
+        missing_text = frame[mapping.text_column].isna() | (frame[mapping.text_column].astype(str).str.strip() == "")
+        dropped["data.dropped.missing_text"] = int((missing_text & kept).sum())
+        kept &= ~missing_text
+
+    rows = frame[kept]
+    targets, labels, score_points = None, labels, None
+    if has_target:
+        targets, labels, score_points = _build_targets(rows[mapping.target], mapping, labels, require_target)
+    texts = None if mapping.text_column is None else rows[mapping.text_column].astype(str).tolist()
+    features = rows[feature_columns(frame, mapping)] if mapping.text_column is None else None
+    if features is not None and features.shape[1] == 0:
+        raise DataError("data.no_feature_columns", target=mapping.target)
+
+    dropped = {reason: count for reason, count in dropped.items() if count}
+    if dropped:
+        logger.info("dropped rows: %s", dropped)
+    return PreparedData(mapping=mapping, task=task_for(mapping), texts=texts, features=features,
+                        targets=targets, labels=labels, score_points=score_points,
+                        dropped_rows=dropped, row_index=rows.index)
+
+
+def _check_columns(frame: pd.DataFrame, mapping: ColumnMapping, require_target: bool) -> None:
+    available = ", ".join(map(str, frame.columns))
+    if mapping.problem not in PROBLEMS:
+        raise DataError("data.unknown_problem", problem=mapping.problem, allowed=", ".join(PROBLEMS))
+    if require_target and mapping.target not in frame.columns:
+        raise DataError("data.missing_column", column=mapping.target, columns=available)
+    if mapping.text_column is not None and mapping.text_column not in frame.columns:
+        raise DataError("data.missing_column", column=mapping.text_column, columns=available)
+    if mapping.text_column is not None and mapping.text_column == mapping.target:
+        raise DataError("data.text_is_target", column=mapping.target)
+    if mapping.target in mapping.ignore_columns:
+        raise DataError("data.target_ignored", column=mapping.target)
+    if mapping.pass_mark is not None and mapping.problem != CLASSIFICATION:
+        raise DataError("data.pass_mark_needs_classification", pass_mark=mapping.pass_mark)
+
+
+def _build_targets(column: pd.Series, mapping: ColumnMapping, labels: list[str] | None,
+                   check_rows: bool) -> tuple[np.ndarray, list[str] | None, tuple[int, int] | None]:
+    if mapping.pass_mark is not None:
+        values = _numeric_target(column, mapping)
+        column = pd.Series(np.where(values >= mapping.pass_mark, PASS_LABEL, FAIL_LABEL), index=column.index)
+        labels = labels or [FAIL_LABEL, PASS_LABEL]
+    if mapping.problem == REGRESSION:
+        values = _numeric_target(column, mapping)
+        if check_rows:
+            _check_regression_rows(values, mapping)
+        return values, None, _score_points(values)
+    return _class_targets(column, mapping, labels, check_rows)
+
+
+def _numeric_target(column: pd.Series, mapping: ColumnMapping) -> np.ndarray:
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = column[numbers.isna()]
+    if len(bad):
+        examples = ", ".join(repr(value) for value in bad.astype(str).unique()[:3])
+        raise DataError("data.non_numeric_target", column=mapping.target, count=len(bad), examples=examples)
+    return numbers.to_numpy(dtype=np.float64)
+
+
+def _check_regression_rows(values: np.ndarray, mapping: ColumnMapping) -> None:
+    if len(values) < _MIN_ROWS:
+        raise DataError("data.too_few_rows", rows=len(values), minimum=_MIN_ROWS)
+    if np.ptp(values) == 0:
+        raise DataError("data.no_spread", column=mapping.target, value=f"{values[0]:g}")
+
+
+def _score_points(values: np.ndarray) -> tuple[int, int] | None:
+    if not np.all(np.mod(values, 1) == 0):
+        return None
+    low, high = int(values.min()), int(values.max())
+    return (low, high) if high - low + 1 <= _MAX_SCORE_POINTS else None
+
+
+def _class_targets(column: pd.Series, mapping: ColumnMapping, labels: list[str] | None,
+                   check_rows: bool) -> tuple[np.ndarray, list[str], None]:
+    names = column.map(_label_name)
+    if labels is None:
+        labels = sorted(names.unique(), key=_label_sort_key)
+    index = {label: position for position, label in enumerate(labels)}
+    unknown = names[~names.isin(index)]
+    if len(unknown):
+        raise DataError("data.unknown_labels", column=mapping.target,
+                        values=", ".join(unknown.unique()[:5]), labels=", ".join(labels))
+    if check_rows:
+        _check_class_rows(names, mapping)
+    return names.map(index).to_numpy(dtype=np.int64), labels, None
+
+
+def _check_class_rows(names: pd.Series, mapping: ColumnMapping) -> None:
+    if len(names) < _MIN_ROWS:
+        raise DataError("data.too_few_rows", rows=len(names), minimum=_MIN_ROWS)
+    counts = names.value_counts()
+    if len(counts) < 2:
+        raise DataError("data.single_class", column=mapping.target, label=counts.index[0])
+    rare = counts[counts < _MIN_ROWS_PER_CLASS]
+    if len(rare):
+        raise DataError("data.rare_class", column=mapping.target, label=rare.index[0],
+                        count=int(rare.iloc[0]), minimum=_MIN_ROWS_PER_CLASS)
+
+
+def _label_name(value: object) -> str:
+    """Turn a label cell into its class name; 3.0 and 3 name the same class."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _label_sort_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)

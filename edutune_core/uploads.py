@@ -1,0 +1,64 @@
+"""Uploaded files kept on disk, so a refresh or a restart does not lose them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_INDEX = "index.json"
+MAX_RECENT = 20
+
+
+@dataclass
+class SavedUpload:
+    """One saved upload: its original name, where its bytes are and when it came."""
+
+    upload_id: str
+    file_name: str
+    path: Path
+    saved_at: float
+
+
+class UploadStore:
+    """A folder of uploaded files named by content hash, with a small JSON index."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def save(self, data: bytes, file_name: str) -> SavedUpload:
+        """Store ``data`` once per content and name; saving the same file again only refreshes its time."""
+        upload_id = hashlib.sha256(data + file_name.encode("utf-8")).hexdigest()[:16]
+        path = self.folder / f"{upload_id}.bin"
+        if not path.exists():
+            path.write_bytes(data)
+        entries = [entry for entry in self._read_index() if entry["upload_id"] != upload_id]
+        entries.insert(0, {"upload_id": upload_id, "file_name": file_name, "saved_at": time.time()})
+        self._write_index(entries[:MAX_RECENT])
+        return SavedUpload(upload_id, file_name, path, entries[0]["saved_at"])
+
+    def recent(self) -> list[SavedUpload]:
+        """Return saved uploads, newest first, skipping any whose file was removed."""
+        uploads = []
+        for entry in self._read_index():
+            path = self.folder / f"{entry['upload_id']}.bin"
+            if path.exists():
+                uploads.append(SavedUpload(entry["upload_id"], entry["file_name"], path, entry["saved_at"]))
+        return uploads
+
+    def _read_index(self) -> list[dict]:
+        index = self.folder / _INDEX
+        if not index.exists():
+            return []
+        try:
+            return json.loads(index.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return []
+
+    def _write_index(self, entries: list[dict]) -> None:
+        temporary = self.folder / f"{_INDEX}.tmp"
+        temporary.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(self.folder / _INDEX)

@@ -1,0 +1,62 @@
+"""The live view of one run: status, progress, time left, curves and the Stop button."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from edutune_core.metrics import metric_family
+from edutune_core.progress import current_time, curves, format_duration, progress_of
+from edutune_core.runstore import FINAL_STATUSES, RunRecord
+from pages._charts import learning_rate_figure, loss_figure, metric_figure
+from pages._ui import manager, show_run_error, status_name, store, t
+
+POLL_SECONDS = 1.0
+
+
+def run_panel(run_id: str) -> None:
+    """Draw the run; while it is active, redraw it about once a second from the store."""
+    if store().get_run(run_id).is_active:
+        _live_panel(run_id)
+    else:
+        _draw(store().get_run(run_id))
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _live_panel(run_id: str) -> None:
+    record = store().get_run(run_id)
+    _draw(record)
+    if record.status in FINAL_STATUSES:
+        # The run ended since the last poll: redraw the page once, without polling.
+        st.rerun()
+
+
+def _draw(record: RunRecord) -> None:
+    train, validation = curves(store().points(record.run_id))
+    progress = progress_of(record, train, current_time())
+    header = st.columns([3, 1])
+    header[0].markdown(f"**{record.name}** · {status_name(record.status)}")
+    if record.is_active and header[1].button(t("train.stop"), key=f"stop_{record.run_id}", type="secondary",
+                                             help=t("train.stop_help")):
+        if not manager().stop(record.run_id):
+            st.warning(t("train.stop_not_here"))
+    position = manager().queue_position(record.run_id)
+    if position is not None:
+        st.info(t("train.queued", position=position))
+    if record.status == "failed":
+        show_run_error(record)
+
+    st.progress(progress.fraction, text=t("train.progress", step=progress.step, total=progress.total_steps or "?",
+                                          epoch=f"{progress.epoch:.2f}"))
+    cells = st.columns(4)
+    cells[0].metric(t("train.elapsed"), format_duration(progress.elapsed_seconds))
+    cells[1].metric(t("train.time_left"), format_duration(progress.seconds_left) if record.is_active else "-")
+    cells[2].metric(t("train.loss"), "-" if progress.loss is None else f"{progress.loss:.4f}")
+    cells[3].metric(t("train.learning_rate"), "-" if progress.learning_rate is None else f"{progress.learning_rate:.2e}")
+
+    left, right = st.columns(2)
+    left.plotly_chart(loss_figure(train, validation), width="stretch", key=f"loss_{record.run_id}")
+    family = metric_family(record.summary.get("problem", "classification"),
+                           record.summary.get("score_points"))
+    right.plotly_chart(metric_figure(validation, family), width="stretch", key=f"metric_{record.run_id}")
+    with st.expander(t("chart.learning_rate")):
+        st.plotly_chart(learning_rate_figure(train), width="stretch", key=f"lr_{record.run_id}")

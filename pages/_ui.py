@@ -1,0 +1,126 @@
+"""Shared helpers for the pages: language, the run store, the job manager and errors.
+
+Only Streamlit glue lives here; every decision about data, training and metrics is made
+in ``edutune_core``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import streamlit as st
+
+from edutune_core.i18n import LANGUAGES, EduTuneError, normalize_language, translate
+from edutune_core.jobs import JobManager
+from edutune_core.runstore import RunRecord, RunStore, default_home
+from edutune_core.uploads import UploadStore
+
+logger = logging.getLogger(__name__)
+
+LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
+
+
+def language() -> str:
+    """Return the reader's language: their choice, else the browser's, else English."""
+    if "lang" not in st.session_state:
+        st.session_state["lang"] = normalize_language(st.context.locale)
+    return st.session_state["lang"]
+
+
+def t(key: str, **params: object) -> str:
+    """Translate ``key`` into the reader's language."""
+    return translate(key, language(), **params)
+
+
+def language_switch() -> None:
+    current = language()
+    choice = st.sidebar.selectbox(
+        "语言 / Language", LANGUAGES, index=LANGUAGES.index(current),
+        format_func=LANGUAGE_NAMES.__getitem__, key="language_choice")
+    if choice != current:
+        st.session_state["lang"] = choice
+        st.rerun()
+
+
+def show_error(error: EduTuneError) -> None:
+    st.error(error.message(language()))
+
+
+def show_run_error(record: RunRecord) -> None:
+    error = record.error or {}
+    st.error(translate(error.get("key", "run.internal_error"), language(), **error.get("params", {"error": "?"})))
+
+
+@st.cache_resource
+def _services(home: str) -> tuple[RunStore, JobManager, UploadStore]:
+    # One store and one job manager per server process and data folder; every browser
+    # session shares them, and they are never mutated from a page.
+    store = RunStore(home)
+    return store, JobManager(store), UploadStore(store.home / "uploads")
+
+
+def store() -> RunStore:
+    return _services(str(default_home()))[0]
+
+
+def manager() -> JobManager:
+    return _services(str(default_home()))[1]
+
+
+def uploads() -> UploadStore:
+    return _services(str(default_home()))[2]
+
+
+def task_name(task: str) -> str:
+    return t(f"task.{task}")
+
+
+def status_name(status: str) -> str:
+    return t(f"status.{status}")
+
+
+def run_label(record: RunRecord) -> str:
+    created = time.strftime("%m-%d %H:%M", time.localtime(record.created_at))
+    return f"{record.name} · {status_name(record.status)} · {created}"
+
+
+def selected_run_id(runs: list[RunRecord]) -> str | None:
+    """Return the run this session looks at: its last choice, else the newest active run, else the newest."""
+    known = {record.run_id for record in runs}
+    chosen = st.session_state.get("run_id")
+    if chosen in known:
+        return chosen
+    for record in runs:
+        if record.is_active:
+            return record.run_id
+    return runs[0].run_id if runs else None
+
+
+def run_picker(runs: list[RunRecord], key: str) -> RunRecord | None:
+    """Show a run selectbox and remember the choice for the other pages."""
+    if not runs:
+        return None
+    ids = [record.run_id for record in runs]
+    by_id = {record.run_id: record for record in runs}
+    current = selected_run_id(runs)
+    choice = st.selectbox(t("common.run"), ids, index=ids.index(current) if current in ids else 0,
+                          format_func=lambda run_id: run_label(by_id[run_id]), key=key)
+    st.session_state["run_id"] = choice
+    return by_id[choice]
+
+
+def keep_widget_state(*keys: str) -> None:
+    """Keep widget values when the user visits another page and comes back.
+
+    Streamlit drops the state of widgets that a run does not draw; writing the value
+    back under the same key before the widget is drawn keeps it.
+    """
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def dataset() -> dict | None:
+    """Return the data prepared on the Data page: frame, file name and column mapping."""
+    return st.session_state.get("dataset")

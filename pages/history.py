@@ -1,0 +1,82 @@
+"""History page: every run with its data, settings, curves and metrics; export and delete."""
+
+import shutil
+import time
+
+import pandas as pd
+import streamlit as st
+
+from edutune_core.export import export_run
+from edutune_core.i18n import EduTuneError
+from edutune_core.metrics import PRIMARY_METRIC, metric_family
+from edutune_core.progress import curves
+from edutune_core.runstore import RunRecord
+from pages._charts import loss_figure, metric_figure
+from pages._ui import run_picker, show_error, status_name, store, t, task_name
+
+
+def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
+    rows = []
+    for record in runs:
+        family = metric_family(record.summary.get("problem", "classification"), record.summary.get("score_points"))
+        primary, _ = PRIMARY_METRIC[family]
+        value = (record.metrics or {}).get(primary)
+        rows.append({
+            t("history.created"): time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at)),
+            t("history.name"): record.name,
+            t("history.status"): status_name(record.status),
+            t("history.task"): task_name(record.task),
+            t("history.model"): record.model,
+            t("history.data"): record.data_name,
+            t("history.metric"): "-" if value is None else f"{t(f'metric.{primary}')} {value:.3f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def run_details(record: RunRecord) -> None:
+    summary, settings = st.columns(2)
+    with summary:
+        st.markdown(f"**{t('history.summary')}**")
+        st.json(record.summary, expanded=False)
+    with settings:
+        st.markdown(f"**{t('history.settings')}**")
+        st.json(record.config, expanded=False)
+    if record.metrics:
+        st.markdown(f"**{t('history.metrics')}**")
+        st.json(record.metrics, expanded=False)
+    train, validation = curves(store().points(record.run_id))
+    family = metric_family(record.summary.get("problem", "classification"), record.summary.get("score_points"))
+    left, right = st.columns(2)
+    left.plotly_chart(loss_figure(train, validation), width="stretch", key=f"history_loss_{record.run_id}")
+    right.plotly_chart(metric_figure(validation, family), width="stretch", key=f"history_metric_{record.run_id}")
+
+
+def run_actions(record: RunRecord) -> None:
+    left, right = st.columns(2)
+    if (record.run_dir / "model" / "edutune.json").exists():
+        try:
+            archive = export_run(record)
+        except EduTuneError as error:
+            show_error(error)
+        else:
+            left.download_button(t("history.export"), archive, file_name=f"edutune-{record.run_id}.zip",
+                                 mime="application/zip", help=t("history.export_help"))
+    if record.is_active:
+        return
+    confirmed = right.checkbox(t("history.confirm_delete"), key=f"confirm_delete_{record.run_id}")
+    if right.button(t("history.delete"), key=f"delete_{record.run_id}", disabled=not confirmed):
+        store().delete_run(record.run_id)
+        shutil.rmtree(record.run_dir, ignore_errors=True)
+        st.session_state.pop("run_id", None)
+        st.rerun()
+
+
+st.title(t("history.title"))
+runs = store().list_runs()
+if not runs:
+    st.info(t("history.none"))
+    st.stop()
+st.dataframe(runs_table(runs), hide_index=True, width="stretch")
+record = run_picker(runs, key="history_run")
+run_details(record)
+run_actions(record)

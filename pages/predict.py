@@ -1,0 +1,97 @@
+"""Predict page: one example typed in, or a whole file with a prediction column added."""
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+from edutune_core.data import MAX_FILE_BYTES, load_table
+from edutune_core.i18n import EduTuneError
+from edutune_core.predict import Predictor
+from edutune_core.runstore import RunRecord
+from pages._ui import run_picker, show_error, store, t
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def load_predictor(run_dir: str, saved_at: float) -> Predictor:
+    # ``saved_at`` is part of the cache key, so a run saved again is loaded again.
+    return Predictor(run_dir)
+
+
+def single_example(predictor: Predictor) -> None:
+    st.subheader(t("predict.single"))
+    if predictor.mapping.text_column is not None:
+        text = st.text_area(t("predict.text", column=predictor.mapping.text_column), height=200, key="predict_text")
+        row = pd.DataFrame({predictor.mapping.text_column: [text]})
+    else:
+        row = pd.DataFrame([student_form(predictor)])
+    if st.button(t("predict.run"), type="primary", key="predict_one"):
+        try:
+            result = predictor.predict_frame(row)
+        except EduTuneError as error:
+            show_error(error)
+            return
+        if not result.values:
+            st.warning(t("predict.empty"))
+            return
+        value = result.values[0]
+        if result.confidence is not None:
+            st.success(t("predict.result_confidence", value=value, confidence=f"{result.confidence[0]:.0%}"))
+            probabilities = pd.DataFrame({t("predict.class"): predictor.labels,
+                                          t("predict.probability"): result.raw[0].round(3)})
+            st.dataframe(probabilities, hide_index=True)
+        else:
+            st.success(t("predict.result", value=value))
+
+
+def student_form(predictor: Predictor) -> dict:
+    """One input per table column: a number box for numbers, a choice for categories."""
+    encoder = predictor.adapter.encoder
+    values = {}
+    columns = st.columns(3)
+    for index, (column, (fill, _mean, _scale)) in enumerate(encoder.numeric.items()):
+        values[column] = columns[index % 3].number_input(str(column), value=float(fill), key=f"predict_num_{column}")
+    offset = len(encoder.numeric)
+    for index, (column, categories) in enumerate(encoder.categorical.items(), start=offset):
+        values[column] = columns[index % 3].selectbox(str(column), categories or [""], key=f"predict_cat_{column}")
+    return values
+
+
+def batch_file(predictor: Predictor, record: RunRecord) -> None:
+    st.subheader(t("predict.batch"))
+    uploaded = st.file_uploader(t("predict.upload"), type=["csv", "tsv", "txt", "xlsx", "xls"],
+                                help=t("data.upload_help", limit=MAX_FILE_BYTES // 2**20), key="predict_file")
+    if uploaded is None:
+        return
+    try:
+        table = load_table(uploaded.getvalue(), uploaded.name)
+        result = predictor.with_predictions(table.frame, column=t("predict.column"),
+                                            confidence_column=t("predict.confidence_column"))
+    except EduTuneError as error:
+        show_error(error)
+        return
+    st.dataframe(result.head(100), width="stretch")
+    stem = uploaded.name.rsplit(".", 1)[0]
+    columns = st.columns(2)
+    # A byte-order mark makes Excel read the CSV as UTF-8, so Chinese text shows correctly.
+    columns[0].download_button(t("predict.download_csv"), result.to_csv(index=False).encode("utf-8-sig"),
+                               file_name=f"{stem}_predictions.csv", mime="text/csv")
+    workbook = io.BytesIO()
+    result.to_excel(workbook, index=False)
+    columns[1].download_button(t("predict.download_xlsx"), workbook.getvalue(), file_name=f"{stem}_predictions.xlsx",
+                               mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+st.title(t("predict.title"))
+runs = [record for record in store().list_runs() if (record.run_dir / "model" / "edutune.json").exists()]
+record = run_picker(runs, key="predict_run")
+if record is None:
+    st.info(t("predict.none"))
+    st.stop()
+try:
+    predictor = load_predictor(str(record.run_dir), (record.run_dir / "model" / "edutune.json").stat().st_mtime)
+except EduTuneError as error:
+    show_error(error)
+    st.stop()
+single_example(predictor)
+batch_file(predictor, record)

@@ -1,0 +1,110 @@
+"""Train page: pick a model and settings, start a run, watch it live."""
+
+import streamlit as st
+
+from edutune_core.config import DEFAULT_TABULAR_LEARNING_RATE, DEFAULT_TEXT_LEARNING_RATE, PRESETS, TrainConfig
+from edutune_core.i18n import EduTuneError
+from edutune_core.models import BUNDLED_MODEL
+from edutune_core.runner import create_run
+from edutune_core.tasks import TABULAR, task_for
+from pages._live import run_panel
+from pages._ui import dataset, keep_widget_state, manager, selected_run_id, show_error, store, t, task_name
+
+MODEL_SOURCES = ("bundled", "hub", "folder")
+SETTING_KEYS = ("train_model_source", "train_model_reference", "train_preset", "train_learning_rate", "train_epochs",
+                "train_batch_size", "train_max_length", "train_seed", "train_validation_share", "train_settings_for")
+
+
+def reset_settings(text_task: bool, preset: str) -> None:
+    """Fill the setting widgets with the defaults of the task and the preset."""
+    defaults = TrainConfig.for_task(text_task)
+    values = PRESETS[preset] if text_task else {"epochs": defaults.epochs, "batch_size": defaults.batch_size}
+    st.session_state["train_learning_rate"] = DEFAULT_TEXT_LEARNING_RATE if text_task else DEFAULT_TABULAR_LEARNING_RATE
+    st.session_state["train_epochs"] = values["epochs"]
+    st.session_state["train_batch_size"] = values["batch_size"]
+    st.session_state["train_max_length"] = values.get("max_length", defaults.max_length)
+    st.session_state["train_seed"] = defaults.seed
+    st.session_state["train_validation_share"] = defaults.validation_share
+    st.session_state["train_settings_for"] = text_task
+
+
+def apply_preset() -> None:
+    reset_settings(st.session_state["train_settings_for"], st.session_state["train_preset"])
+
+
+def model_choice() -> str:
+    source = st.radio(t("train.model_source"), MODEL_SOURCES, horizontal=True, key="train_model_source",
+                      format_func=lambda value: t(f"train.model_source.{value}"))
+    if source == "bundled":
+        st.caption(t("train.bundled_help"))
+        return BUNDLED_MODEL
+    return st.text_input(t(f"train.model_reference.{source}"), key="train_model_reference",
+                         help=t(f"train.model_reference_help.{source}"))
+
+
+def settings_form(text_task: bool) -> TrainConfig:
+    # Widgets take their values from the session state only, so a preset can change them.
+    if st.session_state.get("train_settings_for") != text_task:
+        reset_settings(text_task, st.session_state.get("train_preset", "balanced"))
+    model = model_choice() if text_task else BUNDLED_MODEL
+    if text_task:
+        st.selectbox(t("train.preset"), list(PRESETS), index=1, key="train_preset", on_change=apply_preset,
+                     format_func=lambda value: t(f"train.preset.{value}"), help=t("train.preset_help"))
+    columns = st.columns(3)
+    learning_rate = columns[0].number_input(t("train.learning_rate"), min_value=1e-7, max_value=1.0, format="%.1e",
+                                            step=1e-5 if text_task else 1e-4, key="train_learning_rate",
+                                            help=t("train.learning_rate_help"))
+    epochs = columns[1].number_input(t("train.epochs"), 1, 1000, key="train_epochs", help=t("train.epochs_help"))
+    batch_size = columns[2].number_input(t("train.batch_size"), 1, 4096, key="train_batch_size",
+                                         help=t("train.batch_size_help"))
+    columns = st.columns(3)
+    max_length = st.session_state["train_max_length"]
+    if text_task:
+        max_length = columns[0].number_input(t("train.max_length"), 8, 8192, key="train_max_length",
+                                             help=t("train.max_length_help"))
+    seed = columns[1].number_input(t("train.seed"), 0, 2**32 - 1, key="train_seed", help=t("train.seed_help"))
+    share = columns[2].slider(t("train.validation_share"), 0.05, 0.5, step=0.05, key="train_validation_share",
+                              help=t("train.validation_share_help"))
+    return TrainConfig.for_task(text_task, model=model.strip(), learning_rate=float(learning_rate), epochs=int(epochs),
+                                batch_size=int(batch_size), max_length=int(max_length), seed=int(seed),
+                                validation_share=float(share))
+
+
+def start_run(data: dict, config: TrainConfig) -> None:
+    problems = config.problems()
+    for problem in problems:
+        show_error(problem)
+    if problems:
+        return
+    try:
+        record = create_run(store(), data["frame"], data["mapping"], config, data_name=data["name"])
+    except EduTuneError as error:
+        show_error(error)
+        return
+    manager().submit(record.run_id)
+    st.session_state["run_id"] = record.run_id
+    st.rerun()
+
+
+keep_widget_state(*SETTING_KEYS)
+st.title(t("train.title"))
+data = dataset()
+if data is None:
+    st.info(t("train.no_data"))
+    st.page_link("pages/data.py", label=t("nav.data"), icon="📄")
+else:
+    task = task_for(data["mapping"])
+    st.write(t("train.data_line", name=data["name"], target=data["mapping"].target, task=task_name(task),
+               rows=len(data["frame"])))
+    with st.container(border=True):
+        config = settings_form(task != TABULAR)
+        if st.button(t("train.start"), type="primary", key="train_start"):
+            start_run(data, config)
+
+runs = store().list_runs()
+run_id = selected_run_id(runs)
+if run_id is not None:
+    st.subheader(t("train.current_run"))
+    run_panel(run_id)
+    if not store().get_run(run_id).is_active:
+        st.page_link("pages/results.py", label=t("train.see_results"), icon="📊")
