@@ -61,8 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _read(path: Path):
+    try:
+        return read_table_file(path)
+    except OSError as error:
+        raise EduTuneError("cli.read_failed", path=str(path), reason=error.strerror or str(error)) from error
+
+
 def _train(args: argparse.Namespace) -> int:
-    table = read_table_file(args.data)
+    table = _read(args.data)
     frame = table.frame
     if args.target not in frame.columns:
         raise EduTuneError("data.missing_column", column=args.target, columns=", ".join(map(str, frame.columns)))
@@ -75,7 +82,7 @@ def _train(args: argparse.Namespace) -> int:
         "learning_rate": args.learning_rate, "max_length": args.max_length, "seed": args.seed,
         "validation_share": args.validation_share}.items() if value is not None}
     config = TrainConfig.for_task(args.text_column is not None, **settings)
-    validation = read_table_file(args.validation_data).frame if args.validation_data else None
+    validation = _read(args.validation_data).frame if args.validation_data else None
 
     store = RunStore()
     record = create_run(store, frame, mapping, config, data_name=args.data.name,
@@ -94,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     predictor = Predictor(args.run)
-    table = read_table_file(args.data)
+    table = _read(args.data)
     result = predictor.with_predictions(table.frame)
     try:
         if args.output.suffix.lower() == ".xlsx":
@@ -110,7 +117,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     predictor = Predictor(args.run)
-    metrics = predictor.evaluate_frame(read_table_file(args.data).frame)
+    metrics = predictor.evaluate_frame(_read(args.data).frame)
     _print_metrics(metrics, args.json, {"run_dir": str(args.run)})
     return 0
 

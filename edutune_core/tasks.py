@@ -157,8 +157,13 @@ def _guess_target(frame: pd.DataFrame, text_column: str | None) -> str:
     candidates = [column for column in frame.columns if column != text_column]
     if not candidates:
         raise DataError("data.no_target_candidate", columns=", ".join(map(str, frame.columns)))
+    names = {column: str(column).strip().lower() for column in candidates}
+    # An exact name ("score") beats a name that only contains a hint ("rater2_score").
     for column in reversed(candidates):
-        if any(hint in str(column).lower() for hint in _TARGET_NAME_HINTS):
+        if names[column] in _TARGET_NAME_HINTS:
+            return column
+    for column in reversed(candidates):
+        if any(hint in names[column] for hint in _TARGET_NAME_HINTS):
             return column
     return candidates[-1]
 

@@ -33,14 +33,25 @@ def t(key: str, **params: object) -> str:
     return translate(key, language(), **params)
 
 
+def _apply_language_choice() -> None:
+    st.session_state["lang"] = st.session_state["language_choice"]
+
+
 def language_switch() -> None:
-    current = language()
-    choice = st.sidebar.selectbox(
-        "语言 / Language", LANGUAGES, index=LANGUAGES.index(current),
-        format_func=LANGUAGE_NAMES.__getitem__, key="language_choice")
-    if choice != current:
-        st.session_state["lang"] = choice
-        st.rerun()
+    """Draw the language selector; the choice applies to every page of this session."""
+    st.session_state["language_choice"] = language()
+    st.sidebar.selectbox("语言 / Language", LANGUAGES, format_func=LANGUAGE_NAMES.__getitem__,
+                         key="language_choice", on_change=_apply_language_choice)
+
+
+def option_labels(key_prefix: str, values) -> callable:
+    """Return a ``format_func`` that shows ``t(f"{key_prefix}.{value}")`` for each option.
+
+    The labels are translated now, while the page runs, so the function gives the same
+    text whenever Streamlit calls it.
+    """
+    names = {value: t(f"{key_prefix}.{value}") for value in values}
+    return names.__getitem__
 
 
 def show_error(error: EduTuneError) -> None:
@@ -103,9 +114,10 @@ def run_picker(runs: list[RunRecord], key: str) -> RunRecord | None:
         return None
     ids = [record.run_id for record in runs]
     by_id = {record.run_id: record for record in runs}
+    labels = {record.run_id: run_label(record) for record in runs}
     current = selected_run_id(runs)
     choice = st.selectbox(t("common.run"), ids, index=ids.index(current) if current in ids else 0,
-                          format_func=lambda run_id: run_label(by_id[run_id]), key=key)
+                          format_func=labels.__getitem__, key=key)
     st.session_state["run_id"] = choice
     return by_id[choice]
 

@@ -18,7 +18,7 @@ from edutune_core.tasks import (
     propose_problem,
     task_for,
 )
-from pages._ui import keep_widget_state, show_error, t, task_name, uploads
+from pages._ui import keep_widget_state, option_labels, show_error, t, task_name, uploads
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 WIDGET_PREFIXES = ("encoding_", "separator_", "header_", "sheet_", "text_", "target_", "ignore_", "use_pass_",
@@ -61,14 +61,15 @@ def choose_file() -> tuple[str, str, bytes] | None:
 
 def loading_options(choice: str) -> dict:
     """Let the user override what was detected; all default to automatic."""
+    automatic = t("data.auto")
     with st.expander(t("data.options")):
         columns = st.columns(4)
         encoding = columns[0].selectbox(t("data.encoding"), [None, *SUPPORTED_ENCODINGS],
-                                        format_func=lambda value: value or t("data.auto"), key=f"encoding_{choice}")
+                                        format_func=lambda value: value or automatic, key=f"encoding_{choice}")
         separator = columns[1].selectbox(t("data.separator"), [None, *SEPARATORS],
-                                         format_func=lambda value: SEPARATORS.get(value) or t("data.auto"),
+                                         format_func=lambda value: SEPARATORS.get(value) or automatic,
                                          key=f"separator_{choice}")
-        header = columns[2].number_input(t("data.header_row"), min_value=0, value=None, step=1,
+        header = columns[2].number_input(t("data.header_row"), min_value=1, value=None, step=1,
                                          help=t("data.header_row_help"), key=f"header_{choice}")
         sheet = columns[3].text_input(t("data.sheet"), key=f"sheet_{choice}", help=t("data.sheet_help")) or None
     return {"encoding": encoding, "separator": separator, "sheet": sheet,
@@ -108,10 +109,11 @@ def mapping_form(frame: pd.DataFrame, choice: str) -> ColumnMapping:
     columns = list(frame.columns)
     left, right = st.columns(2)
     text_options = [None, *[column for column in columns if not is_numeric(frame[column])]]
+    no_text = t("map.no_text")
     text_column = left.selectbox(
         t("map.text_column"), text_options, key=f"text_{choice}", help=t("map.text_column_help"),
         **default_index(f"text_{choice}", text_options, proposal.text_column),
-        format_func=lambda value: t("map.no_text") if value is None else str(value))
+        format_func=lambda value: no_text if value is None else str(value))
     target_options = [column for column in columns if column != text_column]
     target = right.selectbox(t("map.target"), target_options, key=f"target_{choice}", help=t("map.target_help"),
                              **default_index(f"target_{choice}", target_options, proposal.target))
@@ -131,7 +133,7 @@ def mapping_form(frame: pd.DataFrame, choice: str) -> ColumnMapping:
         proposed = propose_problem(frame[target])
         problem = st.radio(t("map.problem"), PROBLEMS, **default_index(f"problem_{choice}_{target}", PROBLEMS, proposed),
                            horizontal=True,
-                           format_func=lambda value: t(f"problem.{value}"), key=f"problem_{choice}_{target}",
+                           format_func=option_labels("problem", PROBLEMS), key=f"problem_{choice}_{target}",
                            help=t("map.problem_help"))
     return ColumnMapping(target=target, text_column=text_column, ignore_columns=ignore, problem=problem,
                          pass_mark=pass_mark)

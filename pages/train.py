@@ -8,7 +8,17 @@ from edutune_core.models import BUNDLED_MODEL
 from edutune_core.runner import create_run
 from edutune_core.tasks import TABULAR, task_for
 from pages._live import run_panel
-from pages._ui import dataset, keep_widget_state, manager, selected_run_id, show_error, store, t, task_name
+from pages._ui import (
+    dataset,
+    keep_widget_state,
+    manager,
+    option_labels,
+    selected_run_id,
+    show_error,
+    store,
+    t,
+    task_name,
+)
 
 MODEL_SOURCES = ("bundled", "hub", "folder")
 SETTING_KEYS = ("train_model_source", "train_model_reference", "train_preset", "train_learning_rate", "train_epochs",
@@ -34,7 +44,7 @@ def apply_preset() -> None:
 
 def model_choice() -> str:
     source = st.radio(t("train.model_source"), MODEL_SOURCES, horizontal=True, key="train_model_source",
-                      format_func=lambda value: t(f"train.model_source.{value}"))
+                      format_func=option_labels("train.model_source", MODEL_SOURCES))
     if source == "bundled":
         st.caption(t("train.bundled_help"))
         return BUNDLED_MODEL
@@ -49,7 +59,7 @@ def settings_form(text_task: bool) -> TrainConfig:
     model = model_choice() if text_task else BUNDLED_MODEL
     if text_task:
         st.selectbox(t("train.preset"), list(PRESETS), index=1, key="train_preset", on_change=apply_preset,
-                     format_func=lambda value: t(f"train.preset.{value}"), help=t("train.preset_help"))
+                     format_func=option_labels("train.preset", PRESETS), help=t("train.preset_help"))
     columns = st.columns(3)
     learning_rate = columns[0].number_input(t("train.learning_rate"), min_value=1e-7, max_value=1.0, format="%.1e",
                                             step=1e-5 if text_task else 1e-4, key="train_learning_rate",

@@ -1,0 +1,427 @@
+"""Loading of uploaded gradebooks and essay tables (CSV, TSV, XLSX, XLS) into clean frames.
+
+The format comes from the file's content, never from its extension. Every cell is read
+as text first. A column becomes numeric only when all its non-blank cells are numbers
+and it does not look like an identifier, so student numbers such as ``007`` or
+``2024010100001`` stay exactly as typed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import numbers
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import xlrd
+
+from edutune_core import _text_tables
+from edutune_core._text_tables import SEPARATOR_LABELS, SUPPORTED_ENCODINGS
+from edutune_core.i18n import DataError
+
+__all__ = ["LoadedTable", "MAX_FILE_BYTES", "SUPPORTED_ENCODINGS", "load_table", "read_table_file"]
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+_XLSX_MAGIC = b"PK\x03\x04"
+_XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_BINARY_SIGNATURES = (
+    (b"%PDF", "PDF"), (b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"),
+    (b"\x1f\x8b", "GZIP"), (b"Rar!", "RAR"), (b"7z\xbc\xaf", "7-Zip"), (b"{\\rtf", "RTF"),
+)
+# Some school systems export HTML pages named .xls, which must be saved again as a real workbook.
+_HTML_PREFIXES = (b"<!doctype html", b"<html", b"<table")
+_ZIP_KINDS = (("word/", "Word (.docx)"), ("ppt/", "PowerPoint (.pptx)"), ("xl/workbook.bin", "Excel (.xlsb)"))
+
+_HEADER_SCAN_ROWS = 50
+_MISSING_TOKENS = frozenset({"", "na", "n/a", "-", "nan", "null", "#n/a"})
+# The patterns spell digits as [0-9] because pandas runs them through Python's re or
+# pyarrow's RE2, and the two define \d differently.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_COMMA_NUMBER = re.compile(r"[+-]?[0-9]+(?:,[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Integers of 12 or more digits show in scientific notation as float64, and those past
+# 2**53 (16 digits) lose digits. Numbers with a leading zero lose it. Both stay text.
+_IDENTIFIER = re.compile(r"[+-]?[0-9]{12,}|0[0-9]+")
+
+
+@dataclass
+class LoadedTable:
+    """A cleaned table and how it was read from the uploaded file."""
+
+    frame: pd.DataFrame  # column names are str
+    file_name: str
+    file_format: str  # "csv", "xlsx" or "xls", from the content
+    encoding: str | None  # codec used for a text file, None for workbooks
+    separator: str | None  # "," ";" "\t" "|" or the override for a text file, None for workbooks
+    sheet: str | None  # sheet read from a workbook, None for text files
+    sheet_names: list[str] = field(default_factory=list)  # all sheets of a workbook
+    header_row: int = 0  # 0-based row (record, for text files) of the header
+    dropped_empty_rows: int = 0  # blank rows below the header that were removed
+    decimal_comma: bool = False  # True when "14,5" style decimals were converted
+
+
+@dataclass
+class _RawTable:
+    """A table before cleaning, with every row of the file or sheet, title and header rows included."""
+
+    cells: pd.DataFrame
+    file_format: str
+    encoding: str | None = None
+    separator: str | None = None
+    sheet: str | None = None
+    sheet_names: list[str] = field(default_factory=list)
+    header_row: int | None = None  # found while parsing a text file, None for workbooks
+
+
+def read_table_file(path: str | os.PathLike, **overrides) -> LoadedTable:
+    """Read a table file from disk and load it with ``load_table``, passing ``overrides`` on."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise _too_large_error(path.name, size)
+    return load_table(path.read_bytes(), path.name, **overrides)
+
+
+def load_table(
+    data: bytes, file_name: str, *, encoding: str | None = None, separator: str | None = None,
+    sheet: str | None = None, header_row: int | None = None,
+) -> LoadedTable:
+    """Load an uploaded CSV, TSV, XLSX or XLS file into a cleaned table.
+
+    ``encoding`` and ``separator`` apply to text files and ``sheet`` to workbooks; each
+    is detected when left out. ``header_row`` is the 0-based row (record, for text
+    files) that contains the column names.
+
+    Raises:
+        DataError: the file is empty, too large, not a table, damaged or unreadable
+            with the given overrides, or has no data rows below its header.
+        ValueError: ``separator`` is not one character or ``header_row`` is negative.
+    """
+    _check_arguments(separator, header_row)
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_large_error(file_name, len(data))
+    if not data:
+        raise DataError("data.empty_file", file=file_name)
+    file_format = _detect_format(data, file_name)
+    if file_format == "csv":
+        raw = _read_text(data, file_name, encoding, separator, header_row)
+    else:
+        raw = _read_workbook(data, file_name, file_format, sheet)
+    return _clean(raw, file_name, header_row)
+
+
+def _check_arguments(separator: str | None, header_row: int | None) -> None:
+    if separator is not None and (len(separator) != 1 or separator in "\"\r\n"):
+        raise ValueError(f"separator must be one character other than a quote or newline, got {separator!r}")
+    if header_row is not None and header_row < 0:
+        raise ValueError(f"header_row must be 0 or more, got {header_row}")
+
+
+def _too_large_error(file_name: str, size: int) -> DataError:
+    return DataError(
+        "data.file_too_large", file=file_name, size_mb=f"{size / 2**20:.1f}", max_mb=MAX_FILE_BYTES // 2**20
+    )
+
+
+def _detect_format(data: bytes, file_name: str) -> str:
+    """Return "xlsx", "xls" or "csv" from the leading bytes, or raise for other files."""
+    if data.startswith(_XLSX_MAGIC):
+        return _check_zip_workbook(data, file_name)
+    if data.startswith(_XLS_MAGIC):
+        return "xls"
+    for signature, kind in _BINARY_SIGNATURES:
+        if data.startswith(signature):
+            raise DataError("data.unsupported_format", file=file_name, kind=kind)
+    if data[:512].lstrip().lower().startswith(_HTML_PREFIXES):
+        raise DataError("data.unsupported_format", file=file_name, kind="HTML")
+    return "csv"
+
+
+def _check_zip_workbook(data: bytes, file_name: str) -> str:
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except zipfile.BadZipFile:
+        raise DataError("data.corrupt_excel", file=file_name) from None
+    if "xl/workbook.xml" in names:
+        return "xlsx"
+    kind = next((kind for prefix, kind in _ZIP_KINDS if any(n.startswith(prefix) for n in names)), "ZIP")
+    raise DataError("data.unsupported_format", file=file_name, kind=kind)
+
+
+def _read_text(
+    data: bytes, file_name: str, encoding: str | None, separator: str | None, header_row: int | None
+) -> _RawTable:
+    text, used_encoding = _text_tables.decode_text(data, file_name, encoding)
+    if not text.strip():
+        raise DataError("data.empty_file", file=file_name)
+    detected, detected_columns = _text_tables.sniff_separator(text)
+    used_separator = separator or detected
+    # The header is found on the first records before the full parse, so that the parse
+    # gets the table width and rejects longer rows instead of silently adding columns.
+    records = _text_tables.sample_records(text, used_separator)
+    if header_row is None:
+        header_row = _detect_header_row(_text_tables.records_frame(records))
+    width = _text_tables.table_width(records, header_row)
+    if separator is not None and width == 1 and detected != separator and detected_columns > 1:
+        raise DataError(
+            "data.separator_mismatch", file=file_name, separator=SEPARATOR_LABELS.get(separator, separator),
+            detected=SEPARATOR_LABELS[detected], columns=detected_columns,
+        )
+    cells = _text_tables.read_raw_text(text, used_separator, file_name, width)
+    logger.debug("%s: text, encoding %s, separator %r", file_name, used_encoding, used_separator)
+    return _RawTable(cells, "csv", encoding=used_encoding, separator=used_separator, header_row=header_row)
+
+
+def _read_workbook(data: bytes, file_name: str, file_format: str, sheet: str | None) -> _RawTable:
+    read = _read_xlsx if file_format == "xlsx" else _read_xls
+    try:
+        names, chosen, cells = read(data, file_name, sheet)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged workbooks raise zip, XML, xlrd, key and value errors
+        logger.debug("%s: %s workbook failed to open: %r", file_name, file_format, exc)
+        raise DataError("data.corrupt_excel", file=file_name) from None
+    if chosen is None:
+        raise DataError("data.empty_file", file=file_name)
+    if _is_blank_sheet(cells):
+        raise DataError("data.empty_sheet", file=file_name, sheet=chosen)
+    logger.debug("%s: %s workbook, sheets %s, using %r", file_name, file_format, names, chosen)
+    return _RawTable(cells, file_format, sheet=chosen, sheet_names=names)
+
+
+def _read_xlsx(data: bytes, file_name: str, sheet: str | None) -> tuple[list[str], str | None, pd.DataFrame]:
+    with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as workbook:
+        names = [str(name) for name in workbook.sheet_names]
+        chosen, cells = _pick_sheet(
+            names, lambda name: pd.read_excel(workbook, sheet_name=name, header=None, dtype=object), sheet, file_name
+        )
+    return names, chosen, cells
+
+
+def _read_xls(data: bytes, file_name: str, sheet: str | None) -> tuple[list[str], str | None, pd.DataFrame]:
+    # xlrd is called directly because the pandas xlrd engine is deprecated from pandas 3.1 on.
+    book = xlrd.open_workbook(file_contents=data)
+    names = book.sheet_names()
+    chosen, cells = _pick_sheet(names, lambda name: _xls_sheet_cells(book, name), sheet, file_name)
+    return names, chosen, cells
+
+
+def _xls_sheet_cells(book: xlrd.book.Book, name: str) -> pd.DataFrame:
+    sheet = book.sheet_by_name(name)
+    rows = [[_xls_cell_value(cell, book.datemode) for cell in sheet.row(index)] for index in range(sheet.nrows)]
+    return pd.DataFrame(rows, dtype=object)
+
+
+def _xls_cell_value(cell: xlrd.sheet.Cell, datemode: int) -> object:
+    if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+        return None
+    if cell.ctype == xlrd.XL_CELL_DATE:
+        return xlrd.xldate.xldate_as_datetime(cell.value, datemode)
+    if cell.ctype == xlrd.XL_CELL_BOOLEAN:
+        return bool(cell.value)
+    if cell.ctype == xlrd.XL_CELL_ERROR:
+        return xlrd.error_text_from_code.get(cell.value, "")
+    return cell.value
+
+
+def _pick_sheet(
+    names: list[str], read_sheet: Callable[[str], pd.DataFrame], sheet: str | None, file_name: str
+) -> tuple[str | None, pd.DataFrame]:
+    """Read the requested sheet, or the first sheet with a non-blank cell; ``None`` when all are blank."""
+    if sheet is not None and sheet not in names:
+        raise DataError("data.sheet_not_found", file=file_name, sheet=sheet, sheets=", ".join(names))
+    for name in [sheet] if sheet is not None else names:
+        cells = read_sheet(name)
+        if sheet is not None or not _is_blank_sheet(cells):
+            return name, cells.reset_index(drop=True)
+    return None, pd.DataFrame()
+
+
+def _is_blank_sheet(cells: pd.DataFrame) -> bool:
+    return cells.empty or bool(cells.map(_is_blank).all(axis=None))
+
+
+def _clean(raw: _RawTable, file_name: str, header_row: int | None) -> LoadedTable:
+    cells = raw.cells
+    cells.columns = range(cells.shape[1])
+    if header_row is None:
+        header_row = _detect_header_row(cells) if raw.header_row is None else raw.header_row
+    if header_row >= len(cells):
+        raise DataError("data.header_row_out_of_range", file=file_name, row=header_row + 1, rows=len(cells))
+    body = cells.iloc[header_row + 1 :]
+    blank_rows = body.apply(_blank_cells).all(axis=1)
+    body = body[~blank_rows].reset_index(drop=True)
+    if body.empty:
+        raise DataError("data.no_data_rows", file=file_name, row=header_row + 1)
+    header = [_header_text(value) for value in cells.iloc[header_row]]
+    frame, decimal_comma = _build_frame(header, body, allow_decimal_comma=raw.separator != ",")
+    logger.debug("%s: header row %d, %d blank rows dropped, dtypes %s",
+                 file_name, header_row, int(blank_rows.sum()), dict(frame.dtypes.astype(str)))
+    return LoadedTable(
+        frame=frame, file_name=file_name, file_format=raw.file_format, encoding=raw.encoding,
+        separator=raw.separator, sheet=raw.sheet, sheet_names=raw.sheet_names, header_row=header_row,
+        dropped_empty_rows=int(blank_rows.sum()), decimal_comma=decimal_comma,
+    )
+
+
+def _detect_header_row(cells: pd.DataFrame) -> int:
+    """Find the header below any title rows.
+
+    The usual row width is the most common count of filled cells among rows with two
+    or more, so one-cell title rows do not set it. The header is the first row whose
+    filled cells are mostly not numbers and cover three quarters of that width, else the
+    first such row with two filled cells (a header with blank names), else the first
+    non-blank row.
+    """
+    head = cells.head(_HEADER_SCAN_ROWS).itertuples(index=False)
+    rows = [[value for value in row if not _is_blank(value)] for row in head]
+    counts = [len(row) for row in rows]
+    if not any(counts):
+        return 0
+    wide = [count for count in counts if count >= 2] or [count for count in counts if count]
+    width = max(set(wide), key=lambda count: (wide.count(count), count))
+    for minimum in (math.ceil(0.75 * width), min(2, width)):
+        for index, row in enumerate(rows):
+            if len(row) >= minimum and _mostly_text(row):
+                return index
+    return next(index for index, count in enumerate(counts) if count)
+
+
+def _mostly_text(row: list[object]) -> bool:
+    textual = sum(1 for value in row if _parse_number(value) is None)
+    return textual * 2 > len(row)
+
+
+def _build_frame(header: list[str], body: pd.DataFrame, allow_decimal_comma: bool) -> tuple[pd.DataFrame, bool]:
+    """Name the columns, drop unnamed empty ones and convert each column's type."""
+    columns: dict[str, pd.Series] = {}
+    decimal_comma = False
+    names = _unique_names([name or f"column_{position + 1}" for position, name in enumerate(header)])
+    for position, name in enumerate(names):
+        values = body[position]
+        if not header[position] and _blank_cells(values).all():
+            continue
+        columns[name], used_comma = _convert_column(values, allow_decimal_comma)
+        decimal_comma = decimal_comma or used_comma
+    return pd.DataFrame(columns), decimal_comma
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Suffix repeated names with _2, _3 and so on, skipping suffixes that another column already has."""
+    header_names = set(names)
+    used: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, number = name, 2
+        while candidate in used or (candidate != name and candidate in header_names):
+            candidate = f"{name}_{number}"
+            number += 1
+        used.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+def _convert_column(values: pd.Series, allow_decimal_comma: bool) -> tuple[pd.Series, bool]:
+    """Convert a column to int64, float64 or datetime64 when every non-blank cell allows it,
+    else to text. Also returns whether decimal commas were converted.
+
+    Workbook columns contain Python objects. Their number cells count as numbers as they
+    are, and only their text cells go through the text rules.
+    """
+    if values.dtype == object and _all_dates(values):
+        return pd.to_datetime(values.map(lambda value: None if _is_blank(value) else value)), False
+    is_number = pd.Series(False, index=values.index)
+    if values.dtype == object:
+        is_number = values.map(_is_number_cell).astype(bool)
+    texts = _as_text(values[~is_number]).str.strip()
+    missing = texts.str.lower().isin(_MISSING_TOKENS)
+    tokens = texts[~missing]
+    parsed = _parse_tokens(tokens, allow_decimal_comma) if len(tokens) or is_number.any() else None
+    if parsed is None:
+        return _as_text(values), False
+    parsed_values, used_comma = parsed
+    column = pd.Series(math.nan, index=values.index, dtype="float64")
+    column[is_number] = values[is_number].astype("float64")
+    column[parsed_values.index] = parsed_values
+    whole = tokens.str.fullmatch(_INTEGER.pattern).all() and values[is_number].map(_is_integral).all()
+    if whole and not missing.any():
+        column = column.astype("int64")
+    return column, used_comma
+
+
+def _parse_tokens(tokens: pd.Series, allow_decimal_comma: bool) -> tuple[pd.Series, bool] | None:
+    """Parse non-missing text cells as numbers, first with decimal points and then with
+    decimal commas. Returns ``None`` when a cell is not a number or looks like an identifier."""
+    if tokens.str.fullmatch(_IDENTIFIER.pattern).any():
+        return None
+    if tokens.str.fullmatch(_NUMBER.pattern).all():
+        return pd.to_numeric(tokens).astype("float64"), False
+    # NOTE: "1,234" is read as 1.234 here. Thousands separators are not recognised, so
+    # a column with "1.234,5" or "1,234,567" stays text.
+    if allow_decimal_comma and tokens.str.fullmatch(_COMMA_NUMBER.pattern).all():
+        return pd.to_numeric(tokens.str.replace(",", ".", regex=False)).astype("float64"), True
+    return None
+
+
+def _all_dates(values: pd.Series) -> bool:
+    present = [value for value in values if not _is_blank(value)]
+    return bool(present) and all(isinstance(value, (datetime, date)) for value in present)
+
+
+def _parse_number(value: object) -> float | None:
+    if _is_number_cell(value):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value.strip())
+    return None
+
+
+def _is_number_cell(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and not _is_blank(value)
+
+
+def _is_integral(value: float) -> bool:
+    # Excel stores every number as a double, so 85.0 from a workbook is a whole number.
+    return float(value).is_integer() and abs(value) < 2**53
+
+
+def _blank_cells(values: pd.Series) -> pd.Series:
+    if values.dtype == object:
+        return values.map(_is_blank).astype(bool)
+    return values.str.strip().eq("")
+
+
+def _is_blank(value: object) -> bool:
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    if values.dtype == object:
+        return values.map(_cell_text).astype(str)
+    return values
+
+
+def _cell_text(value: object) -> str:
+    if _is_blank(value):
+        return value if isinstance(value, str) else ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _header_text(value: object) -> str:
+    return _cell_text(value).strip().strip("\ufeff").strip()

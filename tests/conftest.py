@@ -1,0 +1,68 @@
+"""Shared fixtures: a private data folder per test, tiny models and small tables."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Tests never reach a model hub: every model is bundled or built here.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def edutune_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "edutune-home"
+    monkeypatch.setenv("EDUTUNE_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory) -> Path:
+    """A two-layer BERT with random weights and the bundled model's tokenizer, saved as a folder."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from edutune_core.models import bundled_model_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(bundled_model_path()).save_pretrained(folder)
+    return folder
+
+
+def make_essays(rows: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Short essays whose score (1-4) follows their length and their words."""
+    rng = np.random.default_rng(seed)
+    good = ["clear", "argument", "because", "evidence", "however", "therefore", "example", "conclusion"]
+    weak = ["thing", "stuff", "like", "good", "bad", "very"]
+    records = []
+    for index in range(rows):
+        score = int(rng.integers(1, 5))
+        words = list(rng.choice(good, size=score * 4)) + list(rng.choice(weak, size=(5 - score) * 3))
+        rng.shuffle(words)
+        records.append({"essay_id": f"E{index:03d}", "essay": " ".join(words), "score": score})
+    return pd.DataFrame(records)
+
+
+def make_gradebook(rows: int = 200, seed: int = 0) -> pd.DataFrame:
+    """A gradebook whose final grade follows study hours and absences."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "student_id": [f"S{index:04d}" for index in range(rows)],
+        "hours": rng.uniform(0, 10, rows).round(1),
+        "absences": rng.integers(0, 20, rows),
+        "class": rng.choice(["7A", "7B", "7C"], rows),
+    })
+    frame["final"] = (50 + 4 * frame["hours"] - 1.5 * frame["absences"] + rng.normal(0, 4, rows)).round().astype(int)
+    return frame

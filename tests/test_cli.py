@@ -1,0 +1,119 @@
+"""The command line run as a user runs it: a real process, files in and out."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, make_essays, make_gradebook
+from edutune_core.export import export_run
+from edutune_core.runstore import RunStore
+
+
+def run_cli(*args, home: Path) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "EDUTUNE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "edutune_core", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=environment, timeout=600)
+
+
+@pytest.fixture
+def gradebook_csv(tmp_path) -> Path:
+    path = tmp_path / "gradebook.csv"
+    make_gradebook().to_csv(path, index=False)
+    return path
+
+
+def test_train_predict_evaluate_table(tmp_path, gradebook_csv):
+    run_dir = tmp_path / "run"
+    trained = run_cli("train", "--data", gradebook_csv, "--target", "final", "--pass-mark", 60,
+                      "--ignore-columns", "student_id", "--epochs", 20, "--output", run_dir, "--json",
+                      home=tmp_path / "home")
+    assert trained.returncode == 0, trained.stderr
+    result = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert result["run_dir"] == str(run_dir.resolve())
+    assert result["status"] == "completed"
+    assert 0.5 < result["accuracy"] <= 1.0
+    assert 0 < result["macro_f1"] <= 1.0
+    assert "step" in trained.stderr  # progress goes to standard error
+
+    output = tmp_path / "predicted.csv"
+    predicted = run_cli("predict", "--run", run_dir, "--data", gradebook_csv, "--output", output, home=tmp_path / "home")
+    assert predicted.returncode == 0, predicted.stderr
+    assert output.read_bytes().startswith(b"\xef\xbb\xbf")
+    table = pd.read_csv(output, encoding="utf-8-sig")
+    assert len(table) == 200
+    assert set(table["prediction"]) <= {"pass", "fail"}
+    assert table["confidence"].between(0.5, 1).all()
+
+    evaluated = run_cli("evaluate", "--run", run_dir, "--data", gradebook_csv, "--json", home=tmp_path / "home")
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert metrics["accuracy"] == pytest.approx((table["prediction"] == (
+        make_gradebook()["final"] >= 60).map({True: "pass", False: "fail"})).mean())
+
+
+def test_train_with_validation_file_reports_its_metrics(tmp_path):
+    frame = make_gradebook(240)
+    frame.iloc[:200].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[200:].to_csv(tmp_path / "check.csv", index=False)
+    trained = run_cli("train", "--data", tmp_path / "train.csv", "--validation-data", tmp_path / "check.csv",
+                      "--target", "final", "--problem", "regression", "--epochs", 5, "--json", home=tmp_path / "home")
+    assert trained.returncode == 0, trained.stderr
+    result = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert set(result) >= {"rmse", "mae", "r2"}
+    record = RunStore(tmp_path / "home").get_run(result["run_id"])
+    assert record.summary["validation_rows"] == 40
+    assert len(pd.read_csv(Path(result["run_dir"]) / "validation_predictions.csv")) == 40
+
+
+def test_bundled_model_trains_offline(tmp_path):
+    """The default text model loads from the installed package with no network."""
+    path = tmp_path / "essays.csv"
+    make_essays(40).to_csv(path, index=False)
+    trained = run_cli("train", "--data", path, "--target", "score", "--text-column", "essay",
+                      "--ignore-columns", "essay_id", "--epochs", 1, "--max-length", 24, "--batch-size", 16,
+                      "--json", home=tmp_path / "home")
+    assert trained.returncode == 0, trained.stderr
+    result = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert set(result) >= {"qwk", "exact_agreement", "adjacent_agreement", "rmse"}
+    record = RunStore(tmp_path / "home").get_run(result["run_id"])
+    assert record.model == "all-MiniLM-L6-v2"
+    assert json.loads((record.run_dir / "model" / "config.json").read_text())["model_type"] == "bert"
+
+    names = zipfile.ZipFile(__import__("io").BytesIO(export_run(record))).namelist()
+    top = f"edutune-{record.run_id}"
+    for expected in ("model/model.safetensors", "model/config.json", "model/tokenizer.json", "model/edutune.json",
+                     "metrics.json", "run.json", "MODEL_CARD.md"):
+        assert f"{top}/{expected}" in names
+    assert not any(name.endswith(".parquet") for name in names)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--target", "grade"], 'Column "grade" is not in the file'),
+    (["--target", "final", "--epochs", "0"], "The setting epochs is 0"),
+    (["--target", "final", "--problem", "regression", "--pass-mark", "60"], "A pass mark (60.0)"),
+])
+def test_invalid_input_exits_2_with_one_line(tmp_path, gradebook_csv, args, expected):
+    result = run_cli("train", "--data", gradebook_csv, *args, home=tmp_path / "home")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {expected}")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_file_exits_2(tmp_path):
+    result = run_cli("train", "--data", tmp_path / "nothing.csv", "--target", "x", home=tmp_path / "home")
+    assert result.returncode == 2
+    assert "nothing.csv" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_with_folder_that_is_not_a_run(tmp_path, gradebook_csv):
+    result = run_cli("predict", "--run", tmp_path, "--data", gradebook_csv, "--output", tmp_path / "out.csv",
+                     home=tmp_path / "home")
+    assert result.returncode == 2
+    assert "is not an EduTune run folder" in result.stderr
