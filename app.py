@@ -1,18 +1,16 @@
-"""EduTune web app: page setup, language and navigation. Each page lives in ``pages/``."""
+"""EduTune web app: the home page. The other pages are the scripts in ``pages/``."""
 
 import streamlit as st
 
-from pages._ui import language_switch, t
+from pages.common.ui import setup_page, t
 
-st.set_page_config(page_title="EduTune", page_icon="🎓", layout="wide")
-language_switch()
+setup_page("nav.home")
+st.title(t("home.title"))
+st.write(t("home.intro"))
 
-navigation = st.navigation([
-    st.Page("pages/home.py", title=t("nav.home"), icon="🏠", default=True),
-    st.Page("pages/data.py", title=t("nav.data"), icon="📄", url_path="data"),
-    st.Page("pages/train.py", title=t("nav.train"), icon="🏋️", url_path="train"),
-    st.Page("pages/results.py", title=t("nav.results"), icon="📊", url_path="results"),
-    st.Page("pages/predict.py", title=t("nav.predict"), icon="✍️", url_path="predict"),
-    st.Page("pages/history.py", title=t("nav.history"), icon="🗂️", url_path="history"),
-])
-navigation.run()
+steps = [("pages/data.py", "data"), ("pages/train.py", "train"), ("pages/results.py", "results"),
+         ("pages/predict.py", "predict")]
+for number, (page, key) in enumerate(steps, start=1):
+    st.page_link(page, label=f"{number}. {t(f'home.step.{key}')}")
+
+st.caption(t("home.privacy"))

@@ -25,7 +25,7 @@ class TrainConfig:
             the task: 1e-4 for text models, 1e-3 for the table network.
         epochs: Passes over the training rows.
         batch_size: Rows per optimizer step.
-        max_length: Longest text in tokens; longer texts are cut at the end.
+        max_length: Maximum text length in tokens. Longer texts are cut at the end.
         seed: Seed for the split, the data order and the new weights.
         validation_share: Share of the rows held out for validation when no
             separate validation file is given.

@@ -1,8 +1,8 @@
 """The job manager: runs training jobs in background threads and queues the rest.
 
-A server process has one manager. ``submit`` records nothing itself (``create_run``
-already did) and puts the run in a first-in, first-out queue; worker threads take runs
-from it, at most ``max_concurrent`` at a time. The threads only talk to the run store,
+A server process has one manager. ``submit`` records nothing itself, because
+``create_run`` already did, and puts the run in a first-in, first-out queue. Worker
+threads take runs from it, at most ``max_concurrent`` at a time. The threads only talk to the run store,
 never to a page, so every browser session sees progress by reading the store.
 """
 

@@ -1,6 +1,6 @@
 """Load a trained model folder and predict on new rows.
 
-A run folder (or an exported run, unzipped) holds ``model/edutune.json`` beside the
+A run folder (or an exported run, unzipped) contains ``model/edutune.json`` beside the
 weights. It records the column mapping, the class names and the score range, so new
 data is read exactly the way the training data was.
 """

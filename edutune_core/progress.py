@@ -12,7 +12,7 @@ from edutune_core.runstore import RunRecord
 
 @dataclass
 class Progress:
-    """Where a run stands, computed from its recorded points.
+    """State of a run, computed from its recorded points.
 
     Attributes:
         step: Optimizer steps done.

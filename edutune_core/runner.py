@@ -138,7 +138,7 @@ def execute_run(store: RunStore, run_id: str, stop_event: threading.Event | None
     """Train a recorded run to the end (or until stopped), save it and record the outcome.
 
     Errors the user can fix are recorded on the run with their message key, so every
-    page can show them in the reader's language; other errors are logged with their
+    page can show them in the reader's language. Other errors are logged with their
     traceback and recorded as an internal error.
     """
     record = store.get_run(run_id)

@@ -31,7 +31,7 @@ TABULAR = "tabular"
 PASS_LABEL = "pass"
 FAIL_LABEL = "fail"
 
-# A text column is told apart from a category column by its typical length.
+# A text column differs from a category column by its mean length in characters.
 _MIN_MEAN_TEXT_CHARS = 40
 # Scores on a scale wider than this are treated as continuous values, not score points.
 _MAX_SCORE_POINTS = 61
@@ -43,7 +43,7 @@ _TARGET_NAME_HINTS = ("score", "grade", "label", "target", "final", "result", "c
 
 @dataclass
 class ColumnMapping:
-    """How the columns of a table map to a training task.
+    """Mapping from the columns of a table to a training task.
 
     Attributes:
         target: Column the model learns to predict.
@@ -83,8 +83,8 @@ class PreparedData:
             regression, or None when the table has no target column (prediction).
         labels: Class names in index order, for classification.
         score_points: Lowest and highest score when the regression target is whole
-            score points (an essay rubric, a 0-20 grade); predictions are rounded and
-            clipped to this range. None for continuous values.
+            score points, such as an essay rubric or a 0-20 grade. Predictions are
+            rounded and clipped to this range. None for continuous values.
         dropped_rows: Number of rows left out, by reason key.
         row_index: Index labels of the kept rows in the source table.
     """

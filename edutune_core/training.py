@@ -36,7 +36,7 @@ LOG_EVERY_STEPS = 10
 
 
 class MetricsSink(Protocol):
-    """Where a training job reports progress; implementations must be thread-safe."""
+    """Receiver of a training job's progress. Implementations must be thread-safe."""
 
     def start(self, total_steps: int) -> None: ...
 

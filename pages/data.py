@@ -18,9 +18,10 @@ from edutune_core.tasks import (
     propose_problem,
     task_for,
 )
-from pages._ui import keep_widget_state, option_labels, show_error, t, task_name, uploads
+from pages.common.ui import keep_widget_state, option_labels, setup_page, show_error, t, task_name, uploads
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 WIDGET_PREFIXES = ("encoding_", "separator_", "header_", "sheet_", "text_", "target_", "ignore_", "use_pass_",
                    "pass_", "problem_")
 SEPARATORS = {",": ",", ";": ";", "\t": "Tab", "|": "|"}
@@ -161,6 +162,7 @@ def show_summary(frame: pd.DataFrame, mapping: ColumnMapping) -> bool:
 
 
 keep_widget_state(*[key for key in st.session_state if str(key).startswith(WIDGET_PREFIXES)])
+setup_page("nav.data")
 st.title(t("data.title"))
 st.write(t("data.intro"))
 chosen = choose_file()

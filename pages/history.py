@@ -11,8 +11,8 @@ from edutune_core.i18n import EduTuneError
 from edutune_core.metrics import PRIMARY_METRIC, metric_family
 from edutune_core.progress import curves
 from edutune_core.runstore import RunRecord
-from pages._charts import loss_figure, metric_figure
-from pages._ui import run_picker, show_error, status_name, store, t, task_name
+from pages.common.charts import loss_figure, metric_figure
+from pages.common.ui import run_picker, setup_page, show_error, status_name, store, t, task_name
 
 
 def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
@@ -71,6 +71,7 @@ def run_actions(record: RunRecord) -> None:
         st.rerun()
 
 
+setup_page("nav.history")
 st.title(t("history.title"))
 runs = store().list_runs()
 if not runs:

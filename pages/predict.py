@@ -9,7 +9,7 @@ from edutune_core.data import MAX_FILE_BYTES, load_table
 from edutune_core.i18n import EduTuneError
 from edutune_core.predict import Predictor
 from edutune_core.runstore import RunRecord
-from pages._ui import run_picker, show_error, store, t
+from pages.common.ui import run_picker, setup_page, show_error, store, t
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -45,7 +45,7 @@ def single_example(predictor: Predictor) -> None:
 
 
 def student_form(predictor: Predictor) -> dict:
-    """One input per table column: a number box for numbers, a choice for categories."""
+    """Draw one input per table column: a number box for numbers, a choice for categories."""
     encoder = predictor.adapter.encoder
     values = {}
     columns = st.columns(3)
@@ -82,6 +82,7 @@ def batch_file(predictor: Predictor, record: RunRecord) -> None:
                                mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
+setup_page("nav.predict")
 st.title(t("predict.title"))
 runs = [record for record in store().list_runs() if (record.run_dir / "model" / "edutune.json").exists()]
 record = run_picker(runs, key="predict_run")

@@ -6,9 +6,11 @@ import streamlit as st
 
 from edutune_core.metrics import SCALAR_METRICS, metric_family
 from edutune_core.progress import curves
-from pages._charts import confusion_figure, loss_figure, metric_figure
-from pages._ui import run_picker, show_run_error, store, t, task_name
+from pages.common.charts import confusion_figure, loss_figure, metric_figure
+from pages.common.ui import run_picker, setup_page, show_run_error, store, t, task_name
 
+
+setup_page("nav.results")
 st.title(t("results.title"))
 runs = [record for record in store().list_runs() if record.metrics or record.status == "failed"]
 record = run_picker(runs, key="results_run")

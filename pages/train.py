@@ -7,18 +7,20 @@ from edutune_core.i18n import EduTuneError
 from edutune_core.models import BUNDLED_MODEL
 from edutune_core.runner import create_run
 from edutune_core.tasks import TABULAR, task_for
-from pages._live import run_panel
-from pages._ui import (
+from pages.common.live import run_panel
+from pages.common.ui import (
     dataset,
     keep_widget_state,
     manager,
     option_labels,
     selected_run_id,
+    setup_page,
     show_error,
     store,
     t,
     task_name,
 )
+
 
 MODEL_SOURCES = ("bundled", "hub", "folder")
 SETTING_KEYS = ("train_model_source", "train_model_reference", "train_preset", "train_learning_rate", "train_epochs",
@@ -97,6 +99,7 @@ def start_run(data: dict, config: TrainConfig) -> None:
 
 
 keep_widget_state(*SETTING_KEYS)
+setup_page("nav.train")
 st.title(t("train.title"))
 data = dataset()
 if data is None:

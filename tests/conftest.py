@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +70,38 @@ def make_gradebook(rows: int = 200, seed: int = 0) -> pd.DataFrame:
     })
     frame["final"] = (50 + 4 * frame["hours"] - 1.5 * frame["absences"] + rng.normal(0, 4, rows)).round().astype(int)
     return frame
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real `streamlit run app.py` on a free loopback port, with its own data folder."""
+    port = free_port()
+    environment = {**os.environ, "EDUTUNE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def wait_for_server(base: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, f"server did not start within {timeout} s"
+        time.sleep(0.5)

@@ -1,35 +1,11 @@
-"""Start `streamlit run app.py` as a real server on a free loopback port and check it answers."""
+"""Start `streamlit run app.py` as a real server on a free loopback port and check that it responds."""
 
-import os
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 
-from conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def server(tmp_path):
-    port = free_port()
-    environment = {**os.environ, "EDUTUNE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+from conftest import wait_for_server
 
 
 def get(url: str) -> tuple[int, str]:
@@ -39,30 +15,16 @@ def get(url: str) -> tuple[int, str]:
 
 def test_server_answers(server):
     base, process = server
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            status, body = get(f"{base}/_stcore/health")
-            break
-        except OSError:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "server did not start within 60 s"
-            time.sleep(0.5)
-    assert (status, body) == (200, "ok")
+    wait_for_server(base, process)
+    assert get(f"{base}/_stcore/health") == (200, "ok")
     status, page = get(base)
     assert status == 200
-    assert "<div id=\"root\">" in page or "id=\"root\"" in page
+    assert 'id="root"' in page
 
 
 def test_server_binds_loopback_by_default(server):
     base, process = server
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            get(f"{base}/_stcore/health")
-            break
-        except OSError:
-            time.sleep(0.5)
+    wait_for_server(base, process)
     port = int(base.rsplit(":", 1)[1])
     listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
     if not listening:

@@ -44,6 +44,31 @@ def language_switch() -> None:
                          key="language_choice", on_change=_apply_language_choice)
 
 
+# Menu entries: script, title key and a Material icon (drawn from Streamlit's own font).
+PAGES = (
+    ("app.py", "nav.home", ":material/home:"),
+    ("pages/data.py", "nav.data", ":material/table_view:"),
+    ("pages/train.py", "nav.train", ":material/model_training:"),
+    ("pages/results.py", "nav.results", ":material/insights:"),
+    ("pages/predict.py", "nav.predict", ":material/edit_note:"),
+    ("pages/history.py", "nav.history", ":material/history:"),
+)
+
+
+def setup_page(title_key: str) -> None:
+    """Start every page: browser title, layout, the translated menu and the language switch.
+
+    Streamlit's own page list is hidden (``client.showSidebarNavigation``) because it
+    shows file names; this menu shows the page titles in the reader's language.
+    """
+    st.set_page_config(page_title=f"{t(title_key)} · EduTune", page_icon=":material/school:", layout="wide")
+    with st.sidebar:
+        for script, key, icon in PAGES:
+            st.page_link(script, label=t(key), icon=icon)
+        st.divider()
+    language_switch()
+
+
 def option_labels(key_prefix: str, values) -> callable:
     """Return a ``format_func`` that shows ``t(f"{key_prefix}.{value}")`` for each option.
 
@@ -125,7 +150,7 @@ def run_picker(runs: list[RunRecord], key: str) -> RunRecord | None:
 def keep_widget_state(*keys: str) -> None:
     """Keep widget values when the user visits another page and comes back.
 
-    Streamlit drops the state of widgets that a run does not draw; writing the value
+    Streamlit drops the state of widgets that a run does not draw. Writing the value
     back under the same key before the widget is drawn keeps it.
     """
     for key in keys:

@@ -7,8 +7,8 @@ import streamlit as st
 from edutune_core.metrics import metric_family
 from edutune_core.progress import current_time, curves, format_duration, progress_of
 from edutune_core.runstore import FINAL_STATUSES, RunRecord
-from pages._charts import learning_rate_figure, loss_figure, metric_figure
-from pages._ui import manager, show_run_error, status_name, store, t
+from pages.common.charts import learning_rate_figure, loss_figure, metric_figure
+from pages.common.ui import manager, show_run_error, status_name, store, t
 
 POLL_SECONDS = 1.0
 

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from edutune_core.metrics import PRIMARY_METRIC, SCALAR_METRICS
-from pages._ui import t
+from pages.common.ui import t
 
 
 def loss_figure(train: pd.DataFrame, validation: pd.DataFrame) -> go.Figure:
