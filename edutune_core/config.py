@@ -32,6 +32,10 @@ class TrainConfig:
         weight_decay: AdamW weight decay.
         warmup_share: Share of the steps over which the learning rate rises
             linearly from zero before it decays linearly back to zero.
+        folds: Number of cross-validation folds; 0 uses one held-out split of
+            ``validation_share`` instead.
+        class_weights: Weight each class by the inverse of its share of the
+            training rows, so rare classes count as much as common ones.
     """
 
     model: str = BUNDLED_MODEL
@@ -43,6 +47,8 @@ class TrainConfig:
     validation_share: float = 0.2
     weight_decay: float = 0.01
     warmup_share: float = 0.1
+    folds: int = 0
+    class_weights: bool = False
 
     @classmethod
     def for_task(cls, text_task: bool, **settings) -> TrainConfig:
@@ -78,6 +84,7 @@ class TrainConfig:
             ("validation_share", self.validation_share, 0.05 <= self.validation_share <= 0.5, "0.05 – 0.5"),
             ("weight_decay", self.weight_decay, 0 <= self.weight_decay <= 1, "0 – 1"),
             ("warmup_share", self.warmup_share, 0 <= self.warmup_share < 1, "0 – 0.99"),
+            ("folds", self.folds, _is_int(self.folds) and (self.folds == 0 or 2 <= self.folds <= 20), "0, 2 – 20"),
         ]
         return [ConfigError("config.out_of_range", setting=name, value=value, allowed=allowed)
                 for name, value, valid, allowed in checks if not valid]

@@ -122,11 +122,17 @@ def _write_snapshot(frame: pd.DataFrame, path: Path) -> None:
     table.to_parquet(path, index=False)
 
 
+def load_all_rows(record: RunRecord) -> PreparedData:
+    """Rebuild every training row of a run from its snapshot, before any split."""
+    mapping = ColumnMapping.from_dict(record.config["mapping"])
+    return prepare_data(pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT), mapping)
+
+
 def load_run_data(record: RunRecord) -> tuple[PreparedData, PreparedData]:
     """Rebuild the training and validation data of a run from its snapshot."""
     mapping = ColumnMapping.from_dict(record.config["mapping"])
     config = TrainConfig.from_dict(record.config["train"])
-    data = prepare_data(pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT), mapping)
+    data = load_all_rows(record)
     validation_path = record.run_dir / VALIDATION_SNAPSHOT
     if validation_path.exists():
         return data, prepare_data(pd.read_parquet(validation_path), mapping, labels=data.labels)
@@ -144,12 +150,20 @@ def execute_run(store: RunStore, run_id: str, stop_event: threading.Event | None
     record = store.get_run(run_id)
     store.set_status(run_id, RUNNING)
     job = None
+    config = TrainConfig.from_dict(record.config["train"])
     try:
-        train, validation = load_run_data(record)
-        job = TrainingJob(train, validation, TrainConfig.from_dict(record.config["train"]), StoreSink(store, run_id))
-        job.setup()
-        finished = job.run(stop_event)
-        metrics = job.save(record.run_dir)
+        if config.folds >= 2:
+            from edutune_core.crossval import cross_validate
+
+            metrics = cross_validate(load_all_rows(record), config, StoreSink(store, run_id), stop_event,
+                                     record.run_dir)
+            finished = stop_event is None or not stop_event.is_set()
+        else:
+            train, validation = load_run_data(record)
+            job = TrainingJob(train, validation, config, StoreSink(store, run_id))
+            job.setup()
+            finished = job.run(stop_event)
+            metrics = job.save(record.run_dir)
         store.set_metrics(run_id, metrics)
         store.set_status(run_id, COMPLETED if finished else STOPPED)
     except EduTuneError as error:

@@ -53,6 +53,11 @@ class ColumnMapping:
         problem: ``"classification"`` or ``"regression"``.
         pass_mark: When set, a numeric target becomes ``pass`` (value >= pass_mark) or
             ``fail``, and the problem is classification.
+        group_columns: Columns (class, gender, first language) whose groups get their
+            own metrics. They stay model inputs unless they are also ignored.
+        student_column: Column naming the student (or class) of each row. All rows of
+            one student stay on the same side of every split, and the column is never
+            a model input.
     """
 
     target: str
@@ -60,6 +65,8 @@ class ColumnMapping:
     ignore_columns: list[str] = field(default_factory=list)
     problem: str = CLASSIFICATION
     pass_mark: float | None = None
+    group_columns: list[str] = field(default_factory=list)
+    student_column: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -87,6 +94,8 @@ class PreparedData:
             rounded and clipped to this range. None for continuous values.
         dropped_rows: Number of rows left out, by reason key.
         row_index: Index labels of the kept rows in the source table.
+        groups: Values of the mapping's group columns for the kept rows, as text.
+        students: Values of the student column for the kept rows, or None.
     """
 
     mapping: ColumnMapping
@@ -98,6 +107,8 @@ class PreparedData:
     score_points: tuple[int, int] | None
     dropped_rows: dict[str, int]
     row_index: pd.Index
+    groups: pd.DataFrame | None = None
+    students: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.row_index)
@@ -110,6 +121,8 @@ class PreparedData:
             features=None if self.features is None else self.features.iloc[positions],
             targets=None if self.targets is None else self.targets[positions],
             row_index=self.row_index[positions],
+            groups=None if self.groups is None else self.groups.iloc[positions],
+            students=None if self.students is None else self.students[positions],
         )
 
 
@@ -170,7 +183,7 @@ def _guess_target(frame: pd.DataFrame, text_column: str | None) -> str:
 
 def feature_columns(frame: pd.DataFrame, mapping: ColumnMapping) -> list[str]:
     """List the table columns used as model inputs for a table task."""
-    left_out = {mapping.target, mapping.text_column, *mapping.ignore_columns}
+    left_out = {mapping.target, mapping.text_column, mapping.student_column, *mapping.ignore_columns}
     return [column for column in frame.columns if column not in left_out]
 
 
@@ -211,12 +224,14 @@ def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target:
     if features is not None and features.shape[1] == 0:
         raise DataError("data.no_feature_columns", target=mapping.target)
 
+    groups = rows[mapping.group_columns].astype(str) if mapping.group_columns else None
+    students = rows[mapping.student_column].astype(str).to_numpy() if mapping.student_column else None
     dropped = {reason: count for reason, count in dropped.items() if count}
     if dropped:
         logger.info("dropped rows: %s", dropped)
     return PreparedData(mapping=mapping, task=task_for(mapping), texts=texts, features=features,
                         targets=targets, labels=labels, score_points=score_points,
-                        dropped_rows=dropped, row_index=rows.index)
+                        dropped_rows=dropped, row_index=rows.index, groups=groups, students=students)
 
 
 def _check_columns(frame: pd.DataFrame, mapping: ColumnMapping, require_target: bool) -> None:
@@ -231,6 +246,9 @@ def _check_columns(frame: pd.DataFrame, mapping: ColumnMapping, require_target: 
         raise DataError("data.text_is_target", column=mapping.target)
     if mapping.target in mapping.ignore_columns:
         raise DataError("data.target_ignored", column=mapping.target)
+    for column in [*mapping.group_columns, mapping.student_column]:
+        if column is not None and column not in frame.columns:
+            raise DataError("data.missing_column", column=column, columns=available)
     if mapping.pass_mark is not None and mapping.problem != CLASSIFICATION:
         raise DataError("data.pass_mark_needs_classification", pass_mark=mapping.pass_mark)
 
