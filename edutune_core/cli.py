@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from edutune_core.config import TrainConfig
+from edutune_core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
 from edutune_core.data import read_table_file
 from edutune_core.i18n import EduTuneError
 from edutune_core.metrics import SCALAR_METRICS
 from edutune_core.predict import Predictor
-from edutune_core.runner import create_run, execute_run
+from edutune_core.runner import create_run, execute_run, prepare_resume
 from edutune_core.runstore import COMPLETED, STOPPED, RunStore
 from edutune_core.tasks import PROBLEMS, ColumnMapping, propose_problem
 
@@ -46,8 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--validation-share", type=float, help="share of rows held out (default 0.2)")
     train.add_argument("--validation-data", type=Path, help="separate validation file; replaces the held-out split")
+    train.add_argument("--folds", type=int, help="k-fold cross-validation instead of one held-out split")
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--scheduler", choices=SCHEDULERS, help="learning-rate decay after warm-up")
+    train.add_argument("--warmup-share", type=float, help="share of the steps spent warming up (default 0.1)")
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--max-grad-norm", type=float, help="gradient clipping; 0 turns it off")
+    train.add_argument("--accumulation-steps", type=int, help="batches per optimizer step")
+    train.add_argument("--early-stopping-patience", type=int, help="epochs without improvement before stopping")
+    train.add_argument("--class-weights", action="store_true", default=None, help="weight classes by rarity")
+    train.add_argument("--freeze-embeddings", action="store_true", default=None)
+    train.add_argument("--freeze-layers", type=int, help="first transformer layers to keep fixed")
+    train.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank instead of the whole model")
+    train.add_argument("--precision", choices=PRECISIONS)
+    train.add_argument("--device", choices=DEVICES)
     train.add_argument("--output", type=Path, help="run folder (default: a new folder under $EDUTUNE_HOME/runs)")
     train.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+    resume = commands.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
+    resume.add_argument("--run-id", required=True, help="id of the run, as printed by train")
+    resume.add_argument("--json", action="store_true")
 
     predict = commands.add_parser("predict", help="add a prediction column to a file")
     predict.add_argument("--run", required=True, type=Path, help="run folder or exported run folder")
@@ -77,10 +97,11 @@ def _train(args: argparse.Namespace) -> int:
     problem = args.problem or ("classification" if args.pass_mark is not None else propose_problem(frame[args.target]))
     mapping = ColumnMapping(target=args.target, text_column=args.text_column, ignore_columns=ignore,
                             problem=problem, pass_mark=args.pass_mark)
-    settings = {name: value for name, value in {
-        "model": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "max_length": args.max_length, "seed": args.seed,
-        "validation_share": args.validation_share}.items() if value is not None}
+    names = ("model", "epochs", "batch_size", "learning_rate", "max_length", "seed", "validation_share", "folds",
+             "optimizer", "scheduler", "warmup_share", "weight_decay", "max_grad_norm", "accumulation_steps",
+             "early_stopping_patience", "class_weights", "freeze_embeddings", "freeze_layers", "lora_rank",
+             "precision", "device")
+    settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     config = TrainConfig.for_task(args.text_column is not None, **settings)
     validation = _read(args.validation_data).frame if args.validation_data else None
 
@@ -88,14 +109,44 @@ def _train(args: argparse.Namespace) -> int:
     record = create_run(store, frame, mapping, config, data_name=args.data.name,
                         validation_frame=validation, run_dir=args.output)
     print(f"run {record.run_id} in {record.run_dir}", file=sys.stderr)
-    record = execute_run(store, record.run_id)
+    return _finish(store, execute_run(store, record.run_id, _stop_on_interrupt()), args.json)
+
+
+def _stop_on_interrupt() -> threading.Event:
+    """Turn Ctrl-C into a clean stop: the current step ends and a checkpoint is written."""
+    stop_event = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        print("stopping after the current step (press Ctrl-C again to abort)", file=sys.stderr)
+        stop_event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, request_stop)
+    return stop_event
+
+
+def _resume(args: argparse.Namespace) -> int:
+    store = RunStore()
+    try:
+        record = store.get_run(args.run_id)
+    except KeyError:
+        raise EduTuneError("cli.unknown_run", run_id=args.run_id) from None
+    if record.is_active:
+        store.mark_orphans_interrupted()
+    prepare_resume(store, record.run_id)
+    return _finish(store, execute_run(store, record.run_id, _stop_on_interrupt(), resume=True), args.json)
+
+
+def _finish(store: RunStore, record, as_json: bool) -> int:
     if record.status not in (COMPLETED, STOPPED):
         error = record.error or {}
         failure = EduTuneError(error.get("key", "run.internal_error"), **error.get("params", {}))
         print(f"error: {failure.message('en')}", file=sys.stderr)
         return EXIT_INVALID if failure.key != "run.internal_error" else EXIT_FAILED
-    _print_metrics(record.metrics or {}, args.json, {"run_id": record.run_id, "run_dir": str(record.run_dir),
-                                                      "status": record.status})
+    if record.status == STOPPED:
+        print(f"stopped; continue with: python -m edutune_core resume --run-id {record.run_id}", file=sys.stderr)
+    _print_metrics(record.metrics or {}, as_json, {"run_id": record.run_id, "run_dir": str(record.run_dir),
+                                                    "status": record.status})
     return 0
 
 
@@ -133,7 +184,7 @@ def _print_metrics(metrics: dict, as_json: bool, header: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    commands = {"train": _train, "predict": _predict, "evaluate": _evaluate}
+    commands = {"train": _train, "resume": _resume, "predict": _predict, "evaluate": _evaluate}
     try:
         return commands[args.command](args)
     except EduTuneError as error:

@@ -36,6 +36,22 @@ class TrainConfig:
             ``validation_share`` instead.
         class_weights: Weight each class by the inverse of its share of the
             training rows, so rare classes count as much as common ones.
+        optimizer: ``"adamw"`` or ``"sgd"`` (with momentum 0.9).
+        scheduler: Learning-rate schedule after warm-up: ``"linear"`` or ``"cosine"``
+            decay to zero, or ``"constant"``.
+        max_grad_norm: Gradients are clipped to this norm; 0 turns clipping off.
+        accumulation_steps: Batches whose gradients are summed before each optimizer
+            step, so the effective batch size is ``batch_size * accumulation_steps``.
+        early_stopping_patience: Epochs without a better validation metric before
+            training stops; 0 turns early stopping off.
+        freeze_embeddings: Keep the text model's embedding layer fixed.
+        freeze_layers: Number of the text model's first transformer layers kept fixed.
+        lora_rank: Rank of LoRA adapters (peft) on the attention layers; 0 trains
+            the whole model. Only the adapters and the new head are trained.
+        precision: ``"fp32"``, ``"bf16"`` (autocast on CPU or GPU) or ``"fp16"``
+            (autocast with loss scaling, CUDA only). Weights stay in fp32.
+        device: ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cuda"``, ``"mps"`` or
+            ``"cpu"``.
     """
 
     model: str = BUNDLED_MODEL
@@ -49,6 +65,16 @@ class TrainConfig:
     warmup_share: float = 0.1
     folds: int = 0
     class_weights: bool = False
+    optimizer: str = "adamw"
+    scheduler: str = "linear"
+    max_grad_norm: float = 1.0
+    accumulation_steps: int = 1
+    early_stopping_patience: int = 0
+    freeze_embeddings: bool = False
+    freeze_layers: int = 0
+    lora_rank: int = 0
+    precision: str = "fp32"
+    device: str = "auto"
 
     @classmethod
     def for_task(cls, text_task: bool, **settings) -> TrainConfig:
@@ -86,8 +112,25 @@ class TrainConfig:
             ("warmup_share", self.warmup_share, 0 <= self.warmup_share < 1, "0 – 0.99"),
             ("folds", self.folds, _is_int(self.folds) and (self.folds == 0 or 2 <= self.folds <= 20), "0, 2 – 20"),
         ]
-        return [ConfigError("config.out_of_range", setting=name, value=value, allowed=allowed)
-                for name, value, valid, allowed in checks if not valid]
+        choices = [("optimizer", self.optimizer, OPTIMIZERS), ("scheduler", self.scheduler, SCHEDULERS),
+                   ("precision", self.precision, PRECISIONS), ("device", self.device, DEVICES)]
+        checks += [
+            ("max_grad_norm", self.max_grad_norm, 0 <= self.max_grad_norm <= 1000, "0 – 1000"),
+            ("accumulation_steps", self.accumulation_steps,
+             _is_int(self.accumulation_steps) and 1 <= self.accumulation_steps <= 1024, "1 – 1024"),
+            ("early_stopping_patience", self.early_stopping_patience,
+             _is_int(self.early_stopping_patience) and 0 <= self.early_stopping_patience <= 100, "0 – 100"),
+            ("freeze_layers", self.freeze_layers, _is_int(self.freeze_layers) and 0 <= self.freeze_layers <= 100,
+             "0 – 100"),
+            ("lora_rank", self.lora_rank, _is_int(self.lora_rank) and 0 <= self.lora_rank <= 256, "0 – 256"),
+        ]
+        problems = [ConfigError("config.out_of_range", setting=name, value=value, allowed=allowed)
+                    for name, value, valid, allowed in checks if not valid]
+        problems += [ConfigError("config.unknown_choice", setting=name, value=value, allowed=", ".join(allowed))
+                     for name, value, allowed in choices if value not in allowed]
+        if self.precision == "fp16" and self.device not in ("cuda", "auto"):
+            problems.append(ConfigError("config.fp16_needs_cuda", device=self.device))
+        return problems
 
     def validate(self) -> None:
         """Raise the first invalid setting.
@@ -102,6 +145,12 @@ class TrainConfig:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULERS = ("linear", "cosine", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 # Presets shown on the Train page, from a fast demo to a slower, more careful run.

@@ -29,7 +29,7 @@ class JobManager:
 
     def __init__(self, store: RunStore, max_concurrent: int = 1) -> None:
         self.store = store
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, bool] | None] = queue.Queue()
         self._waiting: list[str] = []
         self._stop_events: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -41,13 +41,17 @@ class JobManager:
         for worker in self._workers:
             worker.start()
 
-    def submit(self, run_id: str) -> None:
-        """Queue a run created with ``edutune_core.runner.create_run``."""
+    def submit(self, run_id: str, *, resume: bool = False) -> None:
+        """Queue a run created with ``edutune_core.runner.create_run``.
+
+        With ``resume``, the run continues from its checkpoint; call
+        ``edutune_core.runner.prepare_resume`` first to check that it can.
+        """
         with self._lock:
             self._stop_events[run_id] = threading.Event()
             self._waiting.append(run_id)
-        self._queue.put(run_id)
-        logger.info("queued run %s", run_id)
+        self._queue.put((run_id, resume))
+        logger.info("queued run %s%s", run_id, " to resume" if resume else "")
 
     def stop(self, run_id: str) -> bool:
         """Ask a run to stop after its current step; a queued run is cancelled at once.
@@ -93,9 +97,10 @@ class JobManager:
 
     def _work(self) -> None:
         while True:
-            run_id = self._queue.get()
-            if run_id is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            run_id, resume = item
             with self._lock:
                 self._waiting.remove(run_id)
                 event = self._stop_events[run_id]
@@ -103,7 +108,7 @@ class JobManager:
                 self._forget(run_id)
                 continue
             logger.info("starting run %s", run_id)
-            execute_run(self.store, run_id, event)
+            execute_run(self.store, run_id, event, resume=resume)
             self._forget(run_id)
 
     def _forget(self, run_id: str) -> None:

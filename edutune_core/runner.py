@@ -21,7 +21,8 @@ from sklearn.model_selection import train_test_split
 from edutune_core.config import TrainConfig
 from edutune_core.i18n import EduTuneError
 from edutune_core.models import TABULAR_MODEL
-from edutune_core.runstore import COMPLETED, FAILED, RUNNING, STOPPED, RunRecord, RunStore
+from edutune_core.checkpoint import find_checkpoint
+from edutune_core.runstore import COMPLETED, FAILED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunRecord, RunStore
 from edutune_core.tasks import CLASSIFICATION, TABULAR, ColumnMapping, PreparedData, prepare_data
 from edutune_core.training import TrainingJob
 
@@ -140,8 +141,27 @@ def load_run_data(record: RunRecord) -> tuple[PreparedData, PreparedData]:
     return data.subset(train_rows), data.subset(validation_rows)
 
 
-def execute_run(store: RunStore, run_id: str, stop_event: threading.Event | None = None) -> RunRecord:
+def prepare_resume(store: RunStore, run_id: str) -> RunRecord:
+    """Check that a run can continue from its checkpoint and queue it again.
+
+    Raises:
+        EduTuneError: The run is not stopped or interrupted, or has no checkpoint.
+    """
+    record = store.get_run(run_id)
+    if record.status not in (STOPPED, INTERRUPTED):
+        raise EduTuneError("train.not_resumable", run_id=run_id, status=record.status)
+    if find_checkpoint(record.run_dir) is None:
+        raise EduTuneError("train.no_checkpoint", run_id=run_id)
+    store.set_status(run_id, QUEUED)
+    return store.get_run(run_id)
+
+
+def execute_run(store: RunStore, run_id: str, stop_event: threading.Event | None = None, *,
+                resume: bool = False) -> RunRecord:
     """Train a recorded run to the end (or until stopped), save it and record the outcome.
+
+    With ``resume``, training continues from the run's checkpoint, and metric points
+    recorded after the checkpoint (by a process that died) are dropped first.
 
     Errors the user can fix are recorded on the run with their message key, so every
     page can show them in the reader's language. Other errors are logged with their
@@ -160,8 +180,12 @@ def execute_run(store: RunStore, run_id: str, stop_event: threading.Event | None
             finished = stop_event is None or not stop_event.is_set()
         else:
             train, validation = load_run_data(record)
-            job = TrainingJob(train, validation, config, StoreSink(store, run_id))
+            job = TrainingJob(train, validation, config, StoreSink(store, run_id), checkpoint_dir=record.run_dir)
             job.setup()
+            if resume:
+                folder = find_checkpoint(record.run_dir)
+                job.resume(folder)
+                store.delete_points_after(run_id, job.step)
             finished = job.run(stop_event)
             metrics = job.save(record.run_dir)
         store.set_metrics(run_id, metrics)

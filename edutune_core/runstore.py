@@ -156,6 +156,10 @@ class RunStore:
         with closing(self._connect()) as connection, connection:
             connection.executemany("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def delete_points_after(self, run_id: str, step: int) -> None:
+        """Drop the points recorded after ``step``, before a run continues from a checkpoint there."""
+        self._write("DELETE FROM points WHERE run_id = ? AND step > ?", (run_id, step))
+
     def add_event(self, run_id: str, kind: str, detail: dict | None = None) -> None:
         self._write("INSERT INTO events VALUES (?, ?, ?, ?)", (run_id, time.time(), kind, json.dumps(detail or {})))
 

@@ -7,6 +7,8 @@ from edutune_core.i18n import EduTuneError
 from edutune_core.models import BUNDLED_MODEL
 from edutune_core.runner import create_run
 from edutune_core.tasks import TABULAR, task_for
+from pages.common.advanced import KEYS as ADVANCED_KEYS
+from pages.common.advanced import advanced_settings, reset_advanced
 from pages.common.live import run_panel
 from pages.common.ui import (
     dataset,
@@ -38,10 +40,16 @@ def reset_settings(text_task: bool, preset: str) -> None:
     st.session_state["train_seed"] = defaults.seed
     st.session_state["train_validation_share"] = defaults.validation_share
     st.session_state["train_settings_for"] = text_task
+    data = dataset() or {}
+    reset_advanced(text_task, len(data.get("frame", ())), bool(data.get("suggest_class_weights")))
 
 
 def apply_preset() -> None:
-    reset_settings(st.session_state["train_settings_for"], st.session_state["train_preset"])
+    """Copy the chosen preset into the epoch, batch size and max length widgets."""
+    preset = PRESETS[st.session_state["train_preset"]]
+    st.session_state["train_epochs"] = preset["epochs"]
+    st.session_state["train_batch_size"] = preset["batch_size"]
+    st.session_state["train_max_length"] = preset["max_length"]
 
 
 def model_choice() -> str:
@@ -77,9 +85,10 @@ def settings_form(text_task: bool) -> TrainConfig:
     seed = columns[1].number_input(t("train.seed"), 0, 2**32 - 1, key="train_seed", help=t("train.seed_help"))
     share = columns[2].slider(t("train.validation_share"), 0.05, 0.5, step=0.05, key="train_validation_share",
                               help=t("train.validation_share_help"))
+    advanced = advanced_settings(text_task)
     return TrainConfig.for_task(text_task, model=model.strip(), learning_rate=float(learning_rate), epochs=int(epochs),
                                 batch_size=int(batch_size), max_length=int(max_length), seed=int(seed),
-                                validation_share=float(share))
+                                validation_share=float(share), **advanced)
 
 
 def start_run(data: dict, config: TrainConfig) -> None:
@@ -98,7 +107,7 @@ def start_run(data: dict, config: TrainConfig) -> None:
     st.rerun()
 
 
-keep_widget_state(*SETTING_KEYS)
+keep_widget_state(*SETTING_KEYS, *ADVANCED_KEYS)
 setup_page("nav.train")
 st.title(t("train.title"))
 data = dataset()

@@ -110,7 +110,7 @@ def test_table_run_from_train_page_to_history(edutune_home):
 
     at.switch_page("pages/results.py").run()
     assert not at.exception, at.exception
-    shown = {metric.label: float(metric.value) for metric in at.metric}
+    shown = {metric.label: float(metric.value.split()[0]) for metric in at.metric}
     assert shown["accuracy"] == pytest.approx(record.metrics["accuracy"], abs=1e-3)
     assert "macro-F1" in shown
 

@@ -117,3 +117,45 @@ def test_predict_with_folder_that_is_not_a_run(tmp_path, gradebook_csv):
                      home=tmp_path / "home")
     assert result.returncode == 2
     assert "is not an EduTune run folder" in result.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
+    import signal
+    import time
+
+    from edutune_core.checkpoint import find_checkpoint
+
+    data = tmp_path / "gradebook.csv"
+    make_gradebook(400).to_csv(data, index=False)
+    home = tmp_path / "home"
+    environment = {**os.environ, "EDUTUNE_HOME": str(home)}
+    process = subprocess.Popen([sys.executable, "-m", "edutune_core", "train", "--data", str(data), "--target", "final",
+                                "--problem", "regression", "--epochs", "40", "--batch-size", "8", "--json"],
+                               cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = RunStore(home)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = store.list_runs()
+        if runs and len(store.points(runs[0].run_id)) > 100:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    stopped = json.loads(stdout.strip().splitlines()[-1])
+    assert stopped["status"] == "stopped"
+    assert f"resume --run-id {stopped['run_id']}" in stderr
+    assert find_checkpoint(Path(stopped["run_dir"])) is not None
+
+    resumed = run_cli("resume", "--run-id", stopped["run_id"], "--json", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["status"] == "completed"
+    record = store.get_run(stopped["run_id"])
+    steps = [point["step"] for point in store.points(record.run_id) if point["split"] == "train" and point["name"] == "loss"]
+    assert steps == list(range(1, record.total_steps + 1))
+
+
+def test_resume_unknown_run_exits_2(tmp_path):
+    result = run_cli("resume", "--run-id", "no-such-run", home=tmp_path / "home")
+    assert result.returncode == 2
+    assert 'No run has the id "no-such-run"' in result.stderr

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from edutune_core.checkpoint import find_checkpoint
+from edutune_core.i18n import EduTuneError
 from edutune_core.metrics import metric_family
 from edutune_core.progress import current_time, curves, format_duration, progress_of
-from edutune_core.runstore import FINAL_STATUSES, RunRecord
+from edutune_core.runner import prepare_resume
+from edutune_core.runstore import FINAL_STATUSES, INTERRUPTED, STOPPED, RunRecord
 from pages.common.charts import learning_rate_figure, loss_figure, metric_figure
-from pages.common.ui import manager, show_run_error, status_name, store, t
+from pages.common.ui import manager, show_error, show_run_error, status_name, store, t
 
 POLL_SECONDS = 1.0
 
@@ -39,6 +42,12 @@ def _draw(record: RunRecord) -> None:
                                              help=t("train.stop_help")):
         if not manager().stop(record.run_id):
             st.warning(t("train.stop_not_here"))
+    resumable = record.status in (STOPPED, INTERRUPTED) and find_checkpoint(record.run_dir) is not None
+    if resumable and header[1].button(t("train.resume"), key=f"resume_{record.run_id}", type="primary",
+                                      help=t("train.resume_help")):
+        _resume(record.run_id)
+    if record.status == INTERRUPTED:
+        st.warning(t("train.interrupted"))
     position = manager().queue_position(record.run_id)
     if position is not None:
         st.info(t("train.queued", position=position))
@@ -60,3 +69,13 @@ def _draw(record: RunRecord) -> None:
     right.plotly_chart(metric_figure(validation, family), width="stretch", key=f"metric_{record.run_id}")
     with st.expander(t("chart.learning_rate")):
         st.plotly_chart(learning_rate_figure(train), width="stretch", key=f"lr_{record.run_id}")
+
+
+def _resume(run_id: str) -> None:
+    try:
+        prepare_resume(store(), run_id)
+    except EduTuneError as error:
+        show_error(error)
+        return
+    manager().submit(run_id, resume=True)
+    st.rerun()

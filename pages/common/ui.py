@@ -7,6 +7,7 @@ in ``edutune_core``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import streamlit as st
@@ -93,7 +94,18 @@ def _services(home: str) -> tuple[RunStore, JobManager, UploadStore]:
     # One store and one job manager per server process and data folder; every browser
     # session shares them, and they are never mutated from a page.
     store = RunStore(home)
-    return store, JobManager(store), UploadStore(store.home / "uploads")
+    manager = JobManager(store, max_concurrent=max_concurrent_jobs())
+    return store, manager, UploadStore(store.home / "uploads")
+
+
+def max_concurrent_jobs() -> int:
+    """Return ``$EDUTUNE_MAX_JOBS``, else one job per CUDA GPU, else one."""
+    configured = os.environ.get("EDUTUNE_MAX_JOBS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    import torch
+
+    return max(1, torch.cuda.device_count())
 
 
 def store() -> RunStore:

@@ -1,0 +1,87 @@
+"""The Train page's advanced settings: optimizer, schedule, regularisation, freezing, hardware."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from edutune_core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
+from edutune_core.optim import pick_device
+from pages.common.ui import option_labels, t
+
+KEYS = ("adv_optimizer", "adv_scheduler", "adv_warmup", "adv_weight_decay", "adv_clip", "adv_accumulation",
+        "adv_patience", "adv_class_weights", "adv_freeze_embeddings", "adv_freeze_layers", "adv_lora_rank",
+        "adv_precision", "adv_device", "adv_folds")
+
+
+def reset_advanced(text_task: bool, rows: int, suggest_class_weights: bool) -> None:
+    """Fill the advanced widgets with the defaults; small tables get 5-fold cross-validation."""
+    defaults = TrainConfig()
+    values = {
+        "adv_optimizer": defaults.optimizer, "adv_scheduler": defaults.scheduler,
+        "adv_warmup": defaults.warmup_share, "adv_weight_decay": defaults.weight_decay,
+        "adv_clip": defaults.max_grad_norm, "adv_accumulation": defaults.accumulation_steps,
+        "adv_patience": defaults.early_stopping_patience, "adv_class_weights": suggest_class_weights,
+        "adv_freeze_embeddings": False, "adv_freeze_layers": 0, "adv_lora_rank": 0,
+        "adv_precision": defaults.precision, "adv_device": defaults.device,
+        # Cross-validation trains one model per fold: cheap for the table network, slow
+        # for a text model on a CPU, so only small tables get it by default.
+        "adv_folds": 5 if not text_task and rows < 500 else 0,
+    }
+    st.session_state.update(values)
+
+
+def advanced_settings(text_task: bool) -> dict:
+    """Draw the advanced settings and return them as ``TrainConfig`` fields."""
+    with st.expander(t("adv.title")):
+        first = st.columns(3)
+        settings = {
+            "optimizer": first[0].selectbox(t("adv.optimizer"), OPTIMIZERS, key="adv_optimizer",
+                                            help=t("adv.optimizer_help")),
+            "scheduler": first[1].selectbox(t("adv.scheduler"), SCHEDULERS, key="adv_scheduler",
+                                            format_func=option_labels("adv.scheduler", SCHEDULERS),
+                                            help=t("adv.scheduler_help")),
+            "warmup_share": first[2].slider(t("adv.warmup"), 0.0, 0.5, step=0.05, key="adv_warmup",
+                                            help=t("adv.warmup_help")),
+        }
+        second = st.columns(3)
+        settings["weight_decay"] = second[0].number_input(t("adv.weight_decay"), 0.0, 1.0, step=0.01,
+                                                          key="adv_weight_decay", help=t("adv.weight_decay_help"))
+        settings["max_grad_norm"] = second[1].number_input(t("adv.clip"), 0.0, 1000.0, step=0.5, key="adv_clip",
+                                                           help=t("adv.clip_help"))
+        settings["accumulation_steps"] = int(second[2].number_input(t("adv.accumulation"), 1, 1024,
+                                                                    key="adv_accumulation",
+                                                                    help=t("adv.accumulation_help")))
+        third = st.columns(3)
+        settings["early_stopping_patience"] = int(third[0].number_input(t("adv.patience"), 0, 100, key="adv_patience",
+                                                                        help=t("adv.patience_help")))
+        settings["folds"] = int(third[1].selectbox(t("adv.folds"), [0, 3, 5, 10], key="adv_folds",
+                                                   format_func=lambda folds: str(folds) if folds else "-",
+                                                   help=t("adv.folds_help")))
+        settings["class_weights"] = third[2].checkbox(t("adv.class_weights"), key="adv_class_weights",
+                                                      help=t("adv.class_weights_help"))
+        if text_task:
+            settings.update(_text_model_settings())
+        settings.update(_hardware_settings())
+    return settings
+
+
+def _text_model_settings() -> dict:
+    columns = st.columns(3)
+    return {
+        "freeze_embeddings": columns[0].checkbox(t("adv.freeze_embeddings"), key="adv_freeze_embeddings",
+                                                 help=t("adv.freeze_embeddings_help")),
+        "freeze_layers": int(columns[1].number_input(t("adv.freeze_layers"), 0, 100, key="adv_freeze_layers",
+                                                     help=t("adv.freeze_layers_help"))),
+        "lora_rank": int(columns[2].selectbox(t("adv.lora_rank"), [0, 4, 8, 16, 32], key="adv_lora_rank",
+                                              format_func=lambda rank: str(rank) if rank else "-",
+                                              help=t("adv.lora_rank_help"))),
+    }
+
+
+def _hardware_settings() -> dict:
+    columns = st.columns(3)
+    device = columns[0].selectbox(t("adv.device"), DEVICES, key="adv_device", help=t("adv.device_help"))
+    precision = columns[1].selectbox(t("adv.precision"), PRECISIONS, key="adv_precision", help=t("adv.precision_help"))
+    if pick_device("auto").type == "cpu":
+        st.caption(t("adv.cpu_only"))
+    return {"device": device, "precision": precision}
