@@ -4,7 +4,9 @@ import streamlit as st
 
 from edutune_core.config import DEFAULT_TABULAR_LEARNING_RATE, DEFAULT_TEXT_LEARNING_RATE, PRESETS, TrainConfig
 from edutune_core.i18n import EduTuneError
+from edutune_core.memory import estimate_text_training
 from edutune_core.models import BUNDLED_MODEL
+from edutune_core.optim import pick_device
 from edutune_core.runner import create_run
 from edutune_core.tasks import TABULAR, task_for
 from pages.common.advanced import KEYS as ADVANCED_KEYS
@@ -91,6 +93,23 @@ def settings_form(text_task: bool) -> TrainConfig:
                                 validation_share=float(share), **advanced)
 
 
+def memory_note(config: TrainConfig) -> None:
+    """Show the estimated memory need, and a warning with smaller settings when it will not fit."""
+    try:
+        estimate = estimate_text_training(config, pick_device(config.device).type)
+    except EduTuneError as error:
+        show_error(error)
+        return
+    if estimate is None or estimate.available is None:
+        return
+    needed, available = f"{estimate.needed / 2**30:.1f}", f"{estimate.available / 2**30:.1f}"
+    if estimate.fits:
+        st.caption(t("train.memory_estimate", needed=needed, available=available))
+    else:
+        st.warning(t("train.memory_warning", needed=needed, available=available,
+                     batch_size=max(1, config.batch_size // 2), max_length=max(8, config.max_length // 2)))
+
+
 def start_run(data: dict, config: TrainConfig) -> None:
     problems = config.problems()
     for problem in problems:
@@ -120,6 +139,8 @@ else:
                rows=len(data["frame"])))
     with st.container(border=True):
         config = settings_form(task != TABULAR)
+        if task != TABULAR:
+            memory_note(config)
         if st.button(t("train.start"), type="primary", key="train_start"):
             start_run(data, config)
 

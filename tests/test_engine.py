@@ -267,3 +267,14 @@ def test_memory_returns_after_repeated_runs(tmp_path):
     finally:
         manager.shutdown()
     assert growth < 40 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB"
+
+
+def test_memory_estimate_grows_with_batch_and_length():
+    from edutune_core.memory import MemoryEstimate, estimate_text_training
+
+    small = estimate_text_training(TrainConfig(batch_size=8, max_length=128))
+    large = estimate_text_training(TrainConfig(batch_size=32, max_length=512))
+    assert 0 < small.needed < large.needed
+    assert estimate_text_training(TrainConfig(model="some-org/not-downloaded")) is None
+    assert not MemoryEstimate(needed=9 * 2**30, available=10 * 2**30).fits
+    assert MemoryEstimate(needed=7 * 2**30, available=10 * 2**30).fits
