@@ -7,6 +7,7 @@ for one kind of input, so the loop in ``edutune_core.training`` is the same for 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,55 +16,110 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from edutune_core.i18n import ModelError
 from edutune_core.models import TableEncoder, TabularNet, TabularShape, load_text_model
 from edutune_core.tasks import PreparedData
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor | None]
 
+# Most windows one text is split into; the rest of a very long text is left out.
+MAX_CHUNKS = 8
+
 
 class TextAdapter:
-    """A Hugging Face sequence-classification model and its tokenizer."""
+    """A Hugging Face sequence-classification model and its tokenizer.
+
+    Texts longer than ``max_length`` tokens are handled by ``truncation``: ``"head"``
+    keeps the beginning, ``"head_tail"`` keeps the first quarter and the end (essays
+    often state their conclusion last), and ``"chunks"`` splits the text into
+    overlapping windows whose outputs are averaged into one prediction per text.
+    """
 
     kind = "text"
 
-    def __init__(self, tokenizer, model, max_length: int) -> None:
+    def __init__(self, tokenizer, model, max_length: int, truncation: str = "head") -> None:
         self.tokenizer = tokenizer
         self.model = model
         self.max_length = max_length
+        self.truncation = truncation
 
     @classmethod
-    def create(cls, reference: str, num_outputs: int, problem: str, max_length: int) -> TextAdapter:
+    def create(cls, reference: str, num_outputs: int, problem: str, max_length: int,
+               truncation: str = "head") -> TextAdapter:
         tokenizer, model = load_text_model(reference, num_outputs, problem)
-        return cls(tokenizer, model, max_length)
+        return cls(tokenizer, model, max_length, truncation)
 
     @classmethod
-    def load(cls, folder: Path, max_length: int) -> TextAdapter:
+    def load(cls, folder: Path, max_length: int, truncation: str = "head") -> TextAdapter:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForSequenceClassification.from_pretrained(folder)
-        return cls(tokenizer, model, max_length)
+        return cls(tokenizer, model, max_length, truncation)
 
-    def encode(self, data: PreparedData) -> list[list[int]]:
-        """Tokenise every text once; batches are padded later to their own longest text."""
-        encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)
-        return encoded["input_ids"]
+    def encode(self, data: PreparedData) -> list[list[list[int]]]:
+        """Tokenise every text once into one or more windows of token ids.
 
-    def batches(self, encoded: list[list[int]], targets: torch.Tensor | None, order: np.ndarray,
+        Batches are padded later to their own longest window.
+        """
+        if self.truncation == "head":
+            encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)
+            return [[ids] for ids in encoded["input_ids"]]
+        pieces = self.tokenizer(data.texts, add_special_tokens=False)["input_ids"]
+        return [self._windows(ids) for ids in pieces]
+
+    def _windows(self, ids: list[int]) -> list[list[int]]:
+        prefix, suffix = self._special_tokens
+        room = self.max_length - len(prefix) - len(suffix)
+        if len(ids) <= room:
+            windows = [ids]
+        elif self.truncation == "head_tail":
+            head = room // 4
+            windows = [ids[:head] + ids[len(ids) - (room - head):]]
+        else:
+            stride = max(1, room // 2)
+            starts = range(0, max(1, len(ids) - room + stride), stride)
+            windows = [ids[start:start + room] for start in starts][:MAX_CHUNKS]
+        prefix, suffix = self._special_tokens
+        return [prefix + window + suffix for window in windows]
+
+    @functools.cached_property
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer puts before and after a text, such as [CLS] and [SEP]."""
+        content = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        full = self.tokenizer("a")["input_ids"]
+        for start in range(len(full) - len(content) + 1):
+            if full[start:start + len(content)] == content:
+                return full[:start], full[start + len(content):]
+        return [], []
+
+    def batches(self, encoded: list[list[list[int]]], targets: torch.Tensor | None, order: np.ndarray,
                 batch_size: int) -> Iterator[Batch]:
         for start in range(0, len(order), batch_size):
             positions = order[start:start + batch_size]
-            features = [{"input_ids": encoded[i]} for i in positions]
-            inputs = self.tokenizer.pad(features, return_tensors="pt")
-            yield dict(inputs), None if targets is None else targets[positions]
+            windows = [{"input_ids": window} for position in positions for window in encoded[position]]
+            owners = [row for row, position in enumerate(positions) for _ in encoded[position]]
+            inputs = dict(self.tokenizer.pad(windows, return_tensors="pt"))
+            inputs["window_owner"] = torch.as_tensor(owners)
+            yield inputs, None if targets is None else targets[positions]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model(**inputs).logits
+        owners = inputs["window_owner"]
+        model_inputs = {name: tensor for name, tensor in inputs.items() if name != "window_owner"}
+        logits = self.model(**model_inputs).logits
+        rows = int(owners.max()) + 1
+        if len(owners) == rows:
+            return logits
+        # Average the outputs of each text's windows.
+        summed = torch.zeros(rows, logits.shape[1], dtype=logits.dtype, device=logits.device)
+        summed.index_add_(0, owners, logits)
+        counts = torch.bincount(owners, minlength=rows).unsqueeze(1).to(logits.dtype)
+        return summed / counts
 
     def save(self, folder: Path) -> dict:
         self.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
-        return {"max_length": self.max_length}
+        return {"max_length": self.max_length, "truncation": self.truncation}
 
 
 class TableAdapter:
@@ -90,6 +146,29 @@ class TableAdapter:
         model.load_state_dict(load_file(folder / "model.safetensors"))
         return cls(TableEncoder.from_dict(saved["encoder"]), model, shape)
 
+    @classmethod
+    def warm_start(cls, run_folder: Path, train: PreparedData, num_outputs: int) -> tuple[TableAdapter, dict]:
+        """Continue from an earlier table run: its column transform and weights.
+
+        Returns:
+            The adapter and a report of the columns that did not match: ``missing``
+            (the earlier model used them, this table lacks them; they count as missing
+            values) and ``ignored`` (new columns the earlier model cannot use).
+
+        Raises:
+            ModelError: The earlier run is not a table model with the same outputs.
+        """
+        folder = run_folder / "model" if (run_folder / "model").is_dir() else run_folder
+        if not (folder / "table_model.json").is_file():
+            raise ModelError("model.not_table_run", path=str(run_folder))
+        adapter = cls.load(folder)
+        if adapter.shape.outputs != num_outputs:
+            raise ModelError("model.outputs_differ", path=str(run_folder), before=adapter.shape.outputs,
+                             now=num_outputs)
+        known = set(adapter.encoder.numeric) | set(adapter.encoder.categorical)
+        columns = set(map(str, train.features.columns))
+        return adapter, {"missing": sorted(known - columns), "ignored": sorted(columns - known)}
+
     def encode(self, data: PreparedData) -> torch.Tensor:
         return torch.from_numpy(self.encoder.transform(data.features))
 
@@ -114,8 +193,12 @@ class TableAdapter:
         return {}
 
 
-def load_adapter(kind: str, folder: Path, max_length: int) -> TextAdapter | TableAdapter:
-    """Load a saved adapter of ``kind`` (``"text"`` or ``"tabular"``) from ``folder``."""
+def load_adapter(kind: str, folder: Path, max_length: int, truncation: str = "head"):
+    """Load a saved adapter of ``kind`` (``"text"``, ``"char"`` or ``"tabular"``) from ``folder``."""
+    from edutune_core.char_model import CharAdapter
+
     if kind == TextAdapter.kind:
-        return TextAdapter.load(folder, max_length)
+        return TextAdapter.load(folder, max_length, truncation)
+    if kind == CharAdapter.kind:
+        return CharAdapter.load(folder, max_length)
     return TableAdapter.load(folder)

@@ -52,6 +52,9 @@ class TrainConfig:
             (autocast with loss scaling, CUDA only). Weights stay in fp32.
         device: ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cuda"``, ``"mps"`` or
             ``"cpu"``.
+        truncation: What happens to texts longer than ``max_length``: ``"head"``
+            keeps the beginning, ``"head_tail"`` the beginning and the end, and
+            ``"chunks"`` averages the predictions of overlapping windows.
     """
 
     model: str = BUNDLED_MODEL
@@ -75,6 +78,7 @@ class TrainConfig:
     lora_rank: int = 0
     precision: str = "fp32"
     device: str = "auto"
+    truncation: str = "head"
 
     @classmethod
     def for_task(cls, text_task: bool, **settings) -> TrainConfig:
@@ -113,7 +117,8 @@ class TrainConfig:
             ("folds", self.folds, _is_int(self.folds) and (self.folds == 0 or 2 <= self.folds <= 20), "0, 2 – 20"),
         ]
         choices = [("optimizer", self.optimizer, OPTIMIZERS), ("scheduler", self.scheduler, SCHEDULERS),
-                   ("precision", self.precision, PRECISIONS), ("device", self.device, DEVICES)]
+                   ("precision", self.precision, PRECISIONS), ("device", self.device, DEVICES),
+                   ("truncation", self.truncation, TRUNCATIONS)]
         checks += [
             ("max_grad_norm", self.max_grad_norm, 0 <= self.max_grad_norm <= 1000, "0 – 1000"),
             ("accumulation_steps", self.accumulation_steps,
@@ -151,6 +156,7 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("linear", "cosine", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+TRUNCATIONS = ("head", "head_tail", "chunks")
 
 
 # Presets shown on the Train page, from a fast demo to a slower, more careful run.

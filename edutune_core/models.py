@@ -44,6 +44,9 @@ def resolve_model_source(reference: str) -> str:
     if reference == BUNDLED_MODEL:
         return str(bundled_model_path())
     path = Path(reference).expanduser()
+    if (path / "model" / "config.json").is_file():
+        # An EduTune run folder, or an unzipped export: continue from its model.
+        return str(path / "model")
     if path.is_dir():
         return str(path)
     looks_like_path = reference.startswith(("/", "./", "../", "~")) or "\\" in reference or reference.count("/") > 1

@@ -60,7 +60,8 @@ class Predictor:
         self.score_points = tuple(points) if points else None
         self.config = TrainConfig.from_dict(self.description["config"])
         self.target_scale = tuple(self.description["target_scale"])
-        self.adapter = load_adapter(self.description["adapter"], model_dir, self.description.get("max_length", 256))
+        self.adapter = load_adapter(self.description["adapter"], model_dir, self.description.get("max_length", 256),
+                                    self.description.get("truncation", "head"))
         logger.info("loaded model from %s (%s)", model_dir, self.description["task"])
 
     @property

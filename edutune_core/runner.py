@@ -100,7 +100,8 @@ def create_run(store: RunStore, frame: pd.DataFrame, mapping: ColumnMapping, con
     validation = None
     if validation_frame is not None:
         validation = prepare_data(validation_frame, mapping, labels=data.labels)
-    model = config.model if data.task != TABULAR else TABULAR_MODEL
+    warm_start = Path(config.model).expanduser().is_dir()
+    model = config.model if data.task != TABULAR or warm_start else TABULAR_MODEL
     record = store.create_run(
         name=name or f"{data_name} · {mapping.target}", task=data.task, model=model, data_name=data_name,
         config={"train": config.to_dict(), "mapping": mapping.to_dict()},

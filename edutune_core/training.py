@@ -29,6 +29,7 @@ from edutune_core import checkpoint as checkpoints
 from edutune_core import metrics as metric_lib
 from edutune_core import optim
 from edutune_core.adapters import TableAdapter, TextAdapter
+from edutune_core.char_model import CHAR_MODEL, CharAdapter
 from edutune_core.config import TrainConfig
 from edutune_core.i18n import EduTuneError
 from edutune_core.tasks import CLASSIFICATION, TABULAR, PreparedData
@@ -104,11 +105,19 @@ class TrainingJob:
         self.device = optim.pick_device(config.device)
         num_outputs = len(self.train_data.labels) if self.problem == CLASSIFICATION else 1
         text_task = self.train_data.task != TABULAR
-        if text_task:
-            self.adapter = TextAdapter.create(config.model, num_outputs, self.problem, config.max_length)
+        if text_task and config.model == CHAR_MODEL:
+            self.adapter = CharAdapter.create(self.train_data, num_outputs, config.max_length)
+        elif text_task:
+            self.adapter = TextAdapter.create(config.model, num_outputs, self.problem, config.max_length,
+                                              config.truncation)
             optim.freeze_text_layers(self.adapter.model, config)
             if config.lora_rank:
                 self.adapter.model = optim.add_lora(self.adapter.model, config)
+        elif Path(config.model).expanduser().is_dir():
+            self.adapter, columns = TableAdapter.warm_start(Path(config.model).expanduser(), self.train_data,
+                                                            num_outputs)
+            self.sink.log_event("warm_start", {"from": config.model, **columns})
+            logger.info("continuing from the table model in %s; columns not matched: %s", config.model, columns)
         else:
             self.adapter = TableAdapter.create(self.train_data, num_outputs)
         self.adapter.model.to(self.device)
@@ -130,7 +139,8 @@ class TrainingJob:
         rows_per_step = config.batch_size * config.accumulation_steps
         self.steps_per_epoch = math.ceil(len(self.train_data) / rows_per_step)
         self.total_steps = self.steps_per_epoch * config.epochs
-        self.learning_rate = config.effective_learning_rate(text_task)
+        # The character model starts from random weights, like the table network.
+        self.learning_rate = config.effective_learning_rate(text_task and config.model != CHAR_MODEL)
         self.optimizer = optim.build_optimizer(self.adapter.model.parameters(), config, self.learning_rate)
         self.scheduler = optim.build_scheduler(self.optimizer, config, self.total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")

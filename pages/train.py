@@ -12,6 +12,7 @@ from edutune_core.tasks import TABULAR, task_for
 from pages.common.advanced import KEYS as ADVANCED_KEYS
 from pages.common.advanced import advanced_settings, reset_advanced
 from pages.common.live import run_panel
+from pages.common.models_view import table_warm_start, text_model_choice
 from pages.common.ui import (
     dataset,
     keep_widget_state,
@@ -26,8 +27,7 @@ from pages.common.ui import (
 )
 
 
-MODEL_SOURCES = ("bundled", "hub", "folder")
-SETTING_KEYS = ("train_model_source", "train_model_reference", "train_preset", "train_learning_rate", "train_epochs",
+SETTING_KEYS = ("train_model_source", "train_model_reference", "train_warm_start", "train_preset", "train_learning_rate", "train_epochs",
                 "train_batch_size", "train_max_length", "train_seed", "train_validation_share", "train_settings_for")
 
 
@@ -54,21 +54,15 @@ def apply_preset() -> None:
     st.session_state["train_max_length"] = preset["max_length"]
 
 
-def model_choice() -> str:
-    source = st.radio(t("train.model_source"), MODEL_SOURCES, horizontal=True, key="train_model_source",
-                      format_func=option_labels("train.model_source", MODEL_SOURCES))
-    if source == "bundled":
-        st.caption(t("train.bundled_help"))
-        return BUNDLED_MODEL
-    return st.text_input(t(f"train.model_reference.{source}"), key="train_model_reference",
-                         help=t(f"train.model_reference_help.{source}"))
-
-
 def settings_form(text_task: bool) -> TrainConfig:
     # Widgets take their values from the session state only, so a preset can change them.
     if st.session_state.get("train_settings_for") != text_task:
         reset_settings(text_task, st.session_state.get("train_preset", "balanced"))
-    model = model_choice() if text_task else BUNDLED_MODEL
+    data = dataset()
+    if text_task:
+        model = text_model_choice(data["frame"][data["mapping"].text_column].dropna().astype(str).tolist())
+    else:
+        model = table_warm_start() or BUNDLED_MODEL
     if text_task:
         st.selectbox(t("train.preset"), list(PRESETS), index=1, key="train_preset", on_change=apply_preset,
                      format_func=option_labels("train.preset", PRESETS), help=t("train.preset_help"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from edutune_core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
+from edutune_core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TRUNCATIONS, TrainConfig
 from edutune_core.optim import pick_device
 from pages.common.ui import option_labels, t
 
 KEYS = ("adv_optimizer", "adv_scheduler", "adv_warmup", "adv_weight_decay", "adv_clip", "adv_accumulation",
         "adv_patience", "adv_class_weights", "adv_freeze_embeddings", "adv_freeze_layers", "adv_lora_rank",
-        "adv_precision", "adv_device", "adv_folds")
+        "adv_precision", "adv_device", "adv_folds", "adv_truncation")
 
 
 def reset_advanced(text_task: bool, rows: int, suggest_class_weights: bool) -> None:
@@ -22,7 +22,7 @@ def reset_advanced(text_task: bool, rows: int, suggest_class_weights: bool) -> N
         "adv_clip": defaults.max_grad_norm, "adv_accumulation": defaults.accumulation_steps,
         "adv_patience": defaults.early_stopping_patience, "adv_class_weights": suggest_class_weights,
         "adv_freeze_embeddings": False, "adv_freeze_layers": 0, "adv_lora_rank": 0,
-        "adv_precision": defaults.precision, "adv_device": defaults.device,
+        "adv_precision": defaults.precision, "adv_device": defaults.device, "adv_truncation": defaults.truncation,
         # Cross-validation trains one model per fold: cheap for the table network, slow
         # for a text model on a CPU, so only small tables get it by default.
         "adv_folds": 5 if not text_task and rows < 500 else 0,
@@ -66,8 +66,11 @@ def advanced_settings(text_task: bool) -> dict:
 
 
 def _text_model_settings() -> dict:
+    truncation = st.selectbox(t("adv.truncation"), TRUNCATIONS, key="adv_truncation",
+                              format_func=option_labels("adv.truncation", TRUNCATIONS), help=t("adv.truncation_help"))
     columns = st.columns(3)
     return {
+        "truncation": truncation,
         "freeze_embeddings": columns[0].checkbox(t("adv.freeze_embeddings"), key="adv_freeze_embeddings",
                                                  help=t("adv.freeze_embeddings_help")),
         "freeze_layers": int(columns[1].number_input(t("adv.freeze_layers"), 0, 100, key="adv_freeze_layers",
