@@ -6,8 +6,10 @@ in ``edutune_core``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import sqlite3
 import time
 
 import streamlit as st
@@ -15,6 +17,17 @@ import streamlit as st
 from edutune_core.i18n import LANGUAGES, EduTuneError, normalize_language, translate
 from edutune_core.jobs import JobManager
 from edutune_core.runstore import RunRecord, RunStore, default_home
+from edutune_core.security import (
+    LOGIN,
+    OPEN,
+    PASSWORD_ENV,
+    REFUSE,
+    LoginThrottle,
+    PasswordHash,
+    SecurityError,
+    access_mode,
+    check_login,
+)
 from edutune_core.uploads import UploadStore
 
 logger = logging.getLogger(__name__)
@@ -53,21 +66,106 @@ PAGES = (
     ("pages/results.py", "nav.results", ":material/insights:"),
     ("pages/predict.py", "nav.predict", ":material/edit_note:"),
     ("pages/history.py", "nav.history", ":material/history:"),
+    ("pages/compare.py", "nav.compare", ":material/stacked_line_chart:"),
 )
 
 
 def setup_page(title_key: str) -> None:
-    """Start every page: browser title, layout, the translated menu and the language switch.
+    """Start every page: browser title, layout, access check, the translated menu and the language switch.
 
     Streamlit's own page list is hidden (``client.showSidebarNavigation``) because it
-    shows file names; this menu shows the page titles in the reader's language.
+    shows file names; this menu shows the page titles in the reader's language. When
+    the reader may not see the pages (no password on a network address, not signed in,
+    or a data folder that cannot be written), only the reason or the login form is
+    drawn and the script stops here.
     """
     st.set_page_config(page_title=f"{t(title_key)} · EduTune", page_icon=":material/school:", layout="wide")
-    with st.sidebar:
-        for script, key, icon in PAGES:
-            st.page_link(script, label=t(key), icon=icon)
-        st.divider()
+    mode, allowed = _access_allowed()
+    if allowed:
+        with st.sidebar:
+            for script, key, icon in PAGES:
+                st.page_link(script, label=t(key), icon=icon)
+            st.divider()
     language_switch()
+    if allowed and mode == LOGIN:
+        _sign_out_button()
+    if not allowed or not _store_ready():
+        st.stop()
+
+
+SIGNED_IN_KEY = "edutune_signed_in"
+THROTTLE_KEY = "edutune_login_throttle"
+
+
+def _access_allowed() -> tuple[str | None, bool]:
+    """Return the access mode and whether the pages may be drawn; draw the reason or the login form when not."""
+    address = st.get_option("server.address")
+    try:
+        mode, stored = access_mode(address)
+    except SecurityError as error:
+        logger.error("the password setting is invalid: %s", error)
+        _error_in_both_languages(error.key, **error.params)
+        return None, False
+    if mode == REFUSE:
+        logger.error("refusing to serve pages on %r without a password; set %s", address, PASSWORD_ENV)
+        _error_in_both_languages("security.refused", address=address or "0.0.0.0")
+        return mode, False
+    if mode == OPEN or st.session_state.get(SIGNED_IN_KEY) == _fingerprint(stored):
+        return mode, True
+    _login_form(stored)
+    return mode, False
+
+
+def _error_in_both_languages(key: str, **params: object) -> None:
+    # Shown before anyone signs in, often to the administrator, so both languages appear.
+    st.error("\n\n".join(translate(key, lang, **params) for lang in LANGUAGES))
+
+
+def _fingerprint(stored: PasswordHash) -> str:
+    # A session stays signed in only while the administrator keeps the same password.
+    return hashlib.sha256(stored.salt + stored.digest).hexdigest()
+
+
+def _login_form(stored: PasswordHash) -> None:
+    st.title(t("security.login_title"))
+    st.write(t("security.login_intro"))
+    throttle = st.session_state.setdefault(THROTTLE_KEY, LoginThrottle())
+    with st.form("login_form", clear_on_submit=True):
+        password = st.text_input(t("security.password"), type="password", key="login_password")
+        submitted = st.form_submit_button(t("security.sign_in"), type="primary")
+    if not submitted:
+        return
+    try:
+        signed_in = check_login(password, stored, throttle)
+    except SecurityError as error:
+        show_error(error)
+        return
+    if not signed_in:
+        st.error(t("security.login_failed"))
+        return
+    st.session_state[SIGNED_IN_KEY] = _fingerprint(stored)
+    st.rerun()
+
+
+def _sign_out_button() -> None:
+    if st.sidebar.button(t("security.sign_out"), key="sign_out"):
+        st.session_state.pop(SIGNED_IN_KEY, None)
+        st.rerun()
+
+
+def _store_ready() -> bool:
+    """Open the run store; show why when the data folder cannot be used."""
+    try:
+        store()
+    except EduTuneError as error:
+        show_error(error)
+        return False
+    except (OSError, sqlite3.Error) as error:
+        logger.error("cannot use the data folder %s: %s", default_home(), error)
+        show_error(EduTuneError("store.not_writable", folder=str(default_home()),
+                                reason=getattr(error, "strerror", None) or str(error)))
+        return False
+    return True
 
 
 def option_labels(key_prefix: str, values) -> callable:

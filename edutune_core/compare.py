@@ -1,0 +1,83 @@
+"""Compare runs: aligned curves, the settings that differ, and metrics side by side."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from edutune_core.metrics import PRIMARY_METRIC, SCALAR_METRICS, metric_family
+from edutune_core.progress import curves
+from edutune_core.runstore import RunRecord, RunStore
+
+ALIGNMENTS = ("step", "epoch", "seconds")
+
+
+def aligned_curves(store: RunStore, records: list[RunRecord], split: str, metric: str, align: str,
+                   smoothing: float = 0.0) -> pd.DataFrame:
+    """Return one long table (run, x, value) of ``metric`` for every run, ready to plot.
+
+    Args:
+        split: ``"train"`` (one point per step) or ``"validation"`` (one per epoch).
+        align: ``"step"``, ``"epoch"`` or ``"seconds"`` since the run's first point.
+        smoothing: Weight of the exponential moving average, 0 (off) to below 1.
+    """
+    tables = []
+    for record in records:
+        train, validation = curves(store.points(record.run_id))
+        table = train if split == "train" else validation
+        if metric not in table or table.empty:
+            continue
+        values = table[metric].astype(float)
+        if smoothing > 0:
+            values = values.ewm(alpha=1 - smoothing).mean()
+        x = table["wall_time"] - table["wall_time"].iloc[0] if align == "seconds" else table[align]
+        tables.append(pd.DataFrame({"run": record.name, "run_id": record.run_id, "x": x.to_numpy(),
+                                    "value": values.to_numpy()}))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["run", "run_id", "x", "value"])
+
+
+def _flatten(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def settings_table(records: list[RunRecord]) -> tuple[pd.DataFrame, list[str]]:
+    """Return every setting of the runs (one column per run) and the names of those that differ."""
+    flat = {record.run_id: _flatten(record.config) for record in records}
+    names = sorted({name for settings in flat.values() for name in settings})
+    table = pd.DataFrame({record.name + f" ({record.run_id[-6:]})": [str(flat[record.run_id].get(name, "-"))
+                                                                    for name in names] for record in records},
+                         index=names)
+    differing = [name for name in names if table.loc[name].nunique() > 1]
+    return table, differing
+
+
+def metrics_table(records: list[RunRecord]) -> pd.DataFrame:
+    """Final (best-epoch) metrics of each run, ranked by the primary validation metric."""
+    rows = []
+    for record in records:
+        metrics = record.metrics or {}
+        family = metric_family(record.summary.get("problem", "classification"), record.summary.get("score_points"))
+        primary, higher_is_better = PRIMARY_METRIC[family]
+        value = metrics.get(primary)
+        row = {"run": record.name, "run_id": record.run_id, "status": record.status, "primary": primary,
+               "rank_key": None if value is None else (-value if higher_is_better else value)}
+        row.update({name: metrics[name] for name in SCALAR_METRICS if name in metrics})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values("rank_key", na_position="last").drop(columns="rank_key").reset_index(drop=True)
+
+
+def points_csv(store: RunStore, records: list[RunRecord]) -> bytes:
+    """All metric points of the runs as CSV (UTF-8 with BOM, so Excel reads it)."""
+    frames = [pd.DataFrame(store.points(record.run_id)).assign(run_id=record.run_id, run=record.name)
+              for record in records]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return table.to_csv(index=False).encode("utf-8-sig")

@@ -1,0 +1,51 @@
+"""Compare page: several runs' curves on one chart, their settings and metrics side by side."""
+
+import plotly.express as px
+import streamlit as st
+
+from edutune_core.compare import ALIGNMENTS, aligned_curves, metrics_table, points_csv, settings_table
+from edutune_core.metrics import SCALAR_METRICS
+from pages.common.ui import option_labels, run_label, setup_page, store, t
+
+CURVES = {"train:loss": ("train", "loss"), "train:learning_rate": ("train", "learning_rate"),
+          "validation:loss": ("validation", "loss"),
+          **{f"validation:{name}": ("validation", name) for name in SCALAR_METRICS}}
+
+setup_page("nav.compare")
+st.title(t("compare.title"))
+runs = [record for record in store().list_runs() if record.status != "deleted"]
+if len(runs) < 1:
+    st.info(t("history.none"))
+    st.stop()
+labels = {record.run_id: run_label(record) for record in runs}
+chosen = st.multiselect(t("compare.runs"), list(labels), default=list(labels)[:2], format_func=labels.__getitem__,
+                        key="compare_runs")
+records = [record for record in runs if record.run_id in chosen]
+if not records:
+    st.stop()
+
+columns = st.columns(3)
+curve = columns[0].selectbox(t("compare.curve"), list(CURVES), key="compare_curve",
+                             format_func=option_labels("compare.curve", CURVES))
+align = columns[1].radio(t("compare.align"), ALIGNMENTS, horizontal=True, key="compare_align",
+                         format_func=option_labels("compare.align", ALIGNMENTS))
+smoothing = columns[2].slider(t("compare.smoothing"), 0.0, 0.95, 0.0, 0.05, key="compare_smoothing",
+                              help=t("compare.smoothing_help"))
+split, metric = CURVES[curve]
+table = aligned_curves(store(), records, split, metric, align, smoothing)
+figure = px.line(table, x="x", y="value", color="run", markers=split == "validation", height=420,
+                 labels={"x": t(f"compare.align.{align}"), "value": t(f"compare.curve.{curve}"), "run": ""})
+st.plotly_chart(figure, width="stretch")
+
+st.subheader(t("compare.metrics"))
+ranked = metrics_table(records)
+st.dataframe(ranked.drop(columns=["run_id"]), hide_index=True, width="stretch")
+
+st.subheader(t("compare.settings"))
+settings, differing = settings_table(records)
+only_differences = st.checkbox(t("compare.only_differences"), value=True, key="compare_only_differences")
+shown = settings.loc[differing] if only_differences else settings
+st.dataframe(shown.style.apply(lambda row: ["background-color: #fff3bf" if row.name in differing else ""
+                                            for _ in row], axis=1), width="stretch")
+st.download_button(t("compare.download_csv"), points_csv(store(), records), file_name="edutune-runs.csv",
+                   mime="text/csv")
