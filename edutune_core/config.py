@@ -55,6 +55,7 @@ class TrainConfig:
         truncation: What happens to texts longer than ``max_length``: ``"head"``
             keeps the beginning, ``"head_tail"`` the beginning and the end, and
             ``"chunks"`` averages the predictions of overlapping windows.
+        lr_range_test: Run a learning-rate range test instead of training a model.
     """
 
     model: str = BUNDLED_MODEL
@@ -79,6 +80,7 @@ class TrainConfig:
     precision: str = "fp32"
     device: str = "auto"
     truncation: str = "head"
+    lr_range_test: bool = False
 
     @classmethod
     def for_task(cls, text_task: bool, **settings) -> TrainConfig:

@@ -173,6 +173,13 @@ def execute_run(store: RunStore, run_id: str, stop_event: threading.Event | None
     job = None
     config = TrainConfig.from_dict(record.config["train"])
     try:
+        if config.lr_range_test:
+            from edutune_core.lr_finder import lr_range_test
+
+            result = lr_range_test(load_all_rows(record), config, StoreSink(store, run_id), stop_event)
+            store.update_summary(run_id, {"lr_range_test": result})
+            store.set_status(run_id, COMPLETED if result["suggested_learning_rate"] else STOPPED)
+            return store.get_run(run_id)
         if config.folds >= 2:
             from edutune_core.crossval import cross_validate
 

@@ -1,5 +1,7 @@
 """Train page: pick a model and settings, start a run, watch it live."""
 
+import dataclasses
+
 import streamlit as st
 
 from edutune_core.config import DEFAULT_TABULAR_LEARNING_RATE, DEFAULT_TEXT_LEARNING_RATE, PRESETS, TrainConfig
@@ -9,6 +11,7 @@ from edutune_core.models import BUNDLED_MODEL
 from edutune_core.optim import pick_device
 from edutune_core.runner import create_run
 from edutune_core.tasks import TABULAR, task_for
+from pages.common.charts import lr_range_figure
 from pages.common.advanced import KEYS as ADVANCED_KEYS
 from pages.common.advanced import advanced_settings, reset_advanced
 from pages.common.live import run_panel
@@ -104,6 +107,26 @@ def memory_note(config: TrainConfig) -> None:
                      batch_size=max(1, config.batch_size // 2), max_length=max(8, config.max_length // 2)))
 
 
+def lr_range_result(record) -> None:
+    """Show a finished range test and offer its suggestion for the learning-rate box."""
+    result = record.summary.get("lr_range_test")
+    if not result:
+        return
+    suggestion = result["suggested_learning_rate"]
+    st.plotly_chart(lr_range_figure(result["rates"], result["losses"], suggestion), width="stretch")
+    if suggestion is None:
+        st.warning(t("lr.no_suggestion"))
+        return
+    st.success(t("lr.suggested", rate=f"{suggestion:.1e}"))
+    st.button(t("lr.use"), key=f"use_lr_{record.run_id}", on_click=use_learning_rate,
+              args=(float(f"{suggestion:.1e}"),))
+
+
+def use_learning_rate(rate: float) -> None:
+    # A callback runs before the widgets are drawn, the only time their value may change.
+    st.session_state["train_learning_rate"] = rate
+
+
 def start_run(data: dict, config: TrainConfig) -> None:
     problems = config.problems()
     for problem in problems:
@@ -126,7 +149,7 @@ st.title(t("train.title"))
 data = dataset()
 if data is None:
     st.info(t("train.no_data"))
-    st.page_link("pages/data.py", label=t("nav.data"), icon="📄")
+    st.page_link("pages/data.py", label=t("nav.data"), icon=":material/table_view:")
 else:
     task = task_for(data["mapping"])
     st.write(t("train.data_line", name=data["name"], target=data["mapping"].target, task=task_name(task),
@@ -135,13 +158,19 @@ else:
         config = settings_form(task != TABULAR)
         if task != TABULAR:
             memory_note(config)
-        if st.button(t("train.start"), type="primary", key="train_start"):
+        buttons = st.columns([1, 1, 3])
+        if buttons[0].button(t("train.start"), type="primary", key="train_start"):
             start_run(data, config)
+        if buttons[1].button(t("lr.find"), key="train_find_lr", help=t("lr.find_help")):
+            start_run(data, dataclasses.replace(config, lr_range_test=True))
 
 runs = store().list_runs()
 run_id = selected_run_id(runs)
 if run_id is not None:
     st.subheader(t("train.current_run"))
     run_panel(run_id)
-    if not store().get_run(run_id).is_active:
-        st.page_link("pages/results.py", label=t("train.see_results"), icon="📊")
+    record = store().get_run(run_id)
+    if record.config["train"].get("lr_range_test"):
+        lr_range_result(record)
+    elif not record.is_active:
+        st.page_link("pages/results.py", label=t("train.see_results"), icon=":material/insights:")

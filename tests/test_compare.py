@@ -70,3 +70,50 @@ def test_compare_page_renders_in_chinese(two_runs):
     assert not at.exception, at.exception
     assert at.title[0].value == "比较训练"
     assert len(at.multiselect(key="compare_runs").value) == 2
+
+
+def test_lr_range_test_records_and_suggests_inside_range(edutune_home):
+    import numpy as np
+
+    from edutune_core.lr_finder import suggest_learning_rate
+
+    store = RunStore(edutune_home)
+    config = TrainConfig.for_task(False, lr_range_test=True, batch_size=16)
+    record = execute_run(store, create_run(store, make_gradebook(1000), ColumnMapping(target="final",
+                                                                                      problem=REGRESSION),
+                                           config, data_name="g").run_id)
+    result = record.summary["lr_range_test"]
+    assert record.status == "completed"
+    assert len(result["rates"]) >= 20
+    assert result["rates"] == sorted(result["rates"])
+    assert min(result["rates"]) <= result["suggested_learning_rate"] <= max(result["rates"])
+    recorded = [point for point in store.points(record.run_id) if point["name"] == "learning_rate"]
+    assert [point["value"] for point in recorded] == pytest.approx(result["rates"])
+    assert not (record.run_dir / "model").exists()
+
+    # A loss that falls fastest between 1e-3 and 1e-2 gives a suggestion there.
+    rates = np.logspace(-6, 0, 60)
+    losses = 1 / (1 + np.exp((np.log10(rates) + 2.5) * 4)) + 0.1
+    assert 1e-3 <= suggest_learning_rate(rates, losses) <= 1e-2
+
+
+def test_find_learning_rate_button_on_train_page(edutune_home):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["lang"] = "en"
+    at.run()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_file").set_value("sample:gradebook_en.csv").run()
+    at.switch_page("pages/train.py").run()
+    at.button(key="train_find_lr").click().run()
+    import time
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not at.get("success"):
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, at.exception
+    assert at.success[0].value.startswith("Suggested learning rate: ")
+    at.button(key=f"use_lr_{at.session_state['run_id']}").click().run()
+    suggested = RunStore(edutune_home).get_run(at.session_state["run_id"]).summary["lr_range_test"]
+    assert at.number_input(key="train_learning_rate").value == pytest.approx(
+        float(f"{suggested['suggested_learning_rate']:.1e}"))

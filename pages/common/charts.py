@@ -52,3 +52,15 @@ def confusion_figure(matrix: list[list[int]], labels: list[str]) -> go.Figure:
                          yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
                          height=380, margin={"t": 40})
     return figure
+
+
+def lr_range_figure(rates: list[float], losses: list[float], suggestion: float | None) -> go.Figure:
+    """Loss against learning rate on a log axis, with the suggested rate marked."""
+    figure = go.Figure()
+    figure.add_scatter(x=rates, y=losses, mode="lines+markers", name=t("chart.train_loss"))
+    if suggestion:
+        figure.add_vline(x=suggestion, line_dash="dash", line_color="green",
+                         annotation_text=t("lr.suggested_short", rate=f"{suggestion:.1e}"))
+    figure.update_layout(title=t("lr.chart"), xaxis_title=t("chart.learning_rate"), yaxis_title=t("chart.loss"),
+                         xaxis_type="log", height=360, margin={"t": 40})
+    return figure
