@@ -88,7 +88,8 @@ def data_summary(frame: pd.DataFrame, data: PreparedData, validation: PreparedDa
 
 def create_run(store: RunStore, frame: pd.DataFrame, mapping: ColumnMapping, config: TrainConfig, *,
                data_name: str, validation_frame: pd.DataFrame | None = None,
-               run_dir: Path | str | None = None, name: str | None = None) -> RunRecord:
+               run_dir: Path | str | None = None, name: str | None = None,
+               extra_summary: dict | None = None) -> RunRecord:
     """Check the data and settings, snapshot the data and record a queued run.
 
     Raises:
@@ -105,7 +106,7 @@ def create_run(store: RunStore, frame: pd.DataFrame, mapping: ColumnMapping, con
     record = store.create_run(
         name=name or f"{data_name} · {mapping.target}", task=data.task, model=model, data_name=data_name,
         config={"train": config.to_dict(), "mapping": mapping.to_dict()},
-        summary=data_summary(frame, data, validation), run_dir=run_dir,
+        summary=data_summary(frame, data, validation) | (extra_summary or {}), run_dir=run_dir,
     )
     _write_snapshot(frame, record.run_dir / TRAIN_SNAPSHOT)
     if validation_frame is not None:

@@ -5,6 +5,7 @@ import streamlit as st
 
 from edutune_core.compare import ALIGNMENTS, aligned_curves, metrics_table, points_csv, settings_table
 from edutune_core.metrics import SCALAR_METRICS
+from pages.common.sweep_view import sweep_section
 from pages.common.ui import option_labels, run_label, setup_page, store, t
 
 CURVES = {"train:loss": ("train", "loss"), "train:learning_rate": ("train", "learning_rate"),
@@ -17,6 +18,7 @@ runs = [record for record in store().list_runs() if record.status != "deleted"]
 if len(runs) < 1:
     st.info(t("history.none"))
     st.stop()
+sweep_section(runs)
 labels = {record.run_id: run_label(record) for record in runs}
 chosen = st.multiselect(t("compare.runs"), list(labels), default=list(labels)[:2], format_func=labels.__getitem__,
                         key="compare_runs")

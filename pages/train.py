@@ -16,6 +16,7 @@ from pages.common.advanced import KEYS as ADVANCED_KEYS
 from pages.common.advanced import advanced_settings, reset_advanced
 from pages.common.live import run_panel
 from pages.common.models_view import table_warm_start, text_model_choice
+from pages.common.sweep_view import sweep_form
 from pages.common.ui import (
     dataset,
     keep_widget_state,
@@ -163,6 +164,7 @@ else:
             start_run(data, config)
         if buttons[1].button(t("lr.find"), key="train_find_lr", help=t("lr.find_help")):
             start_run(data, dataclasses.replace(config, lr_range_test=True))
+    sweep_form(data, config)
 
 runs = store().list_runs()
 run_id = selected_run_id(runs)

@@ -117,3 +117,49 @@ def test_find_learning_rate_button_on_train_page(edutune_home):
     suggested = RunStore(edutune_home).get_run(at.session_state["run_id"]).summary["lr_range_test"]
     assert at.number_input(key="train_learning_rate").value == pytest.approx(
         float(f"{suggested['suggested_learning_rate']:.1e}"))
+
+
+def test_sweep_values_and_grid():
+    from edutune_core.i18n import ConfigError
+    from edutune_core.sweep import parse_values, sweep_configs
+
+    assert parse_values("learning_rate", "1e-3, 1e-2,1e-3") == [1e-3, 1e-2]
+    with pytest.raises(ConfigError) as raised:
+        parse_values("batch_size", "8, eight")
+    assert '"eight" is not a valid value for batch_size' in raised.value.message("en")
+    with pytest.raises(ConfigError) as raised:
+        parse_values("epochs", "3")
+    assert raised.value.key == "sweep.too_few_values"
+    configs = sweep_configs(TrainConfig(), {"learning_rate": [1e-4, 1e-3], "epochs": [1, 2, 3]})
+    assert len(configs) == 6
+    assert configs[-1][1].learning_rate == 1e-3 and configs[-1][1].epochs == 3
+    with pytest.raises(ConfigError) as raised:
+        sweep_configs(TrainConfig(), {"learning_rate": [1e-4, 5.0]})
+    assert raised.value.key == "config.out_of_range"
+
+
+def test_two_value_sweep_from_train_page_ranks_runs(edutune_home):
+    import time
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["lang"] = "en"
+    at.run()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_file").set_value("sample:gradebook_en.csv").run()
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="adv_folds").set_value(0).run()
+    at.number_input(key="train_epochs").set_value(3).run()
+    at.selectbox(key="sweep_setting_1").set_value("learning_rate").run()
+    at.text_input(key="sweep_values_1").set_value("1e-3, 1e-2").run()
+    at.button(key="sweep_start").click().run()
+    assert not at.exception, at.exception
+    assert at.success[0].value == "Queued 2 runs. Follow them on the Compare page."
+    store = RunStore(edutune_home)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(record.is_active for record in store.list_runs()):
+        time.sleep(0.5)
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    ranked = at.dataframe[0].value
+    assert sorted(ranked["learning_rate"].tolist()) == [1e-3, 1e-2]
+    assert ranked["rmse"].is_monotonic_increasing
