@@ -163,3 +163,26 @@ def test_two_value_sweep_from_train_page_ranks_runs(edutune_home):
     ranked = at.dataframe[0].value
     assert sorted(ranked["learning_rate"].tolist()) == [1e-3, 1e-2]
     assert ranked["rmse"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("lang, demo, expected", [("en", "gradebook_en", "Done: the best model so far is saved."),
+                                                  ("zh", "essays_zh", "完成：目前最好的模型已保存。")])
+def test_demo_path_trains_and_explains(edutune_home, lang, demo, expected):
+    import time
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["lang"] = lang
+    at.run()
+    at.radio(key="demo_choice").set_value(demo).run()
+    at.button(key="demo_start").click().run()
+    assert not at.exception, at.exception
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+        if any(expected in info.value for info in at.info):
+            break
+    assert any(expected in info.value for info in at.info), [info.value for info in at.info]
+    record = RunStore(edutune_home).get_run(at.session_state["run_id"])
+    assert record.status == "completed"
+    assert record.summary["demo"] == demo

@@ -54,6 +54,8 @@ def _draw(record: RunRecord) -> None:
     if record.status == "failed":
         show_run_error(record)
 
+    if record.summary.get("demo"):
+        _demo_explanation(record, progress.step, len(validation))
     st.progress(progress.fraction, text=t("train.progress", step=progress.step, total=progress.total_steps or "?",
                                           epoch=f"{progress.epoch:.2f}"))
     cells = st.columns(4)
@@ -79,3 +81,14 @@ def _resume(run_id: str) -> None:
         return
     manager().submit(run_id, resume=True)
     st.rerun()
+
+
+def _demo_explanation(record: RunRecord, step: int, epochs_done: int) -> None:
+    """Say which part of the fine-tuning loop a demo run is in, in plain words."""
+    from edutune_core.demo import demo_stage
+
+    stage = demo_stage(record.status != "queued", step, record.total_steps, epochs_done,
+                       record.status in FINAL_STATUSES)
+    st.info(t(stage, model=record.model, step=step, epochs=epochs_done))
+    if stage == "demo.stage.done":
+        st.page_link("pages/predict.py", label=t("demo.try_model"), icon=":material/edit_note:")
