@@ -81,3 +81,31 @@ def points_csv(store: RunStore, records: list[RunRecord]) -> bytes:
               for record in records]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return table.to_csv(index=False).encode("utf-8-sig")
+
+
+def tensorboard_zip(store: RunStore, records: list[RunRecord]) -> bytes:
+    """Write each run's points as TensorBoard event files, one folder per run, and zip them.
+
+    Train points are tagged ``train/<name>`` by step, validation points
+    ``validation/<name>`` by the step at which they were evaluated.
+    """
+    import io
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for record in records:
+            run_folder = Path(folder) / record.run_id
+            writer = SummaryWriter(log_dir=str(run_folder))
+            for point in store.points(record.run_id):
+                writer.add_scalar(f"{point['split']}/{point['name']}", point["value"], point["step"],
+                                  walltime=point["wall_time"])
+            writer.close()
+            for path in run_folder.rglob("*"):
+                if path.is_file():
+                    archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()

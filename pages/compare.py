@@ -3,7 +3,14 @@
 import plotly.express as px
 import streamlit as st
 
-from edutune_core.compare import ALIGNMENTS, aligned_curves, metrics_table, points_csv, settings_table
+from edutune_core.compare import (
+    ALIGNMENTS,
+    aligned_curves,
+    metrics_table,
+    points_csv,
+    settings_table,
+    tensorboard_zip,
+)
 from edutune_core.metrics import SCALAR_METRICS
 from pages.common.sweep_view import sweep_section
 from pages.common.ui import option_labels, run_label, setup_page, store, t
@@ -49,5 +56,9 @@ only_differences = st.checkbox(t("compare.only_differences"), value=True, key="c
 shown = settings.loc[differing] if only_differences else settings
 st.dataframe(shown.style.apply(lambda row: ["background-color: #fff3bf" if row.name in differing else ""
                                             for _ in row], axis=1), width="stretch")
-st.download_button(t("compare.download_csv"), points_csv(store(), records), file_name="edutune-runs.csv",
-                   mime="text/csv")
+downloads = st.columns(2)
+downloads[0].download_button(t("compare.download_csv"), points_csv(store(), records), file_name="edutune-runs.csv",
+                             mime="text/csv")
+downloads[1].download_button(t("compare.download_tensorboard"), tensorboard_zip(store(), records),
+                             file_name="edutune-tensorboard.zip", mime="application/zip",
+                             help=t("compare.download_tensorboard_help"))

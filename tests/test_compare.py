@@ -186,3 +186,23 @@ def test_demo_path_trains_and_explains(edutune_home, lang, demo, expected):
     record = RunStore(edutune_home).get_run(at.session_state["run_id"])
     assert record.status == "completed"
     assert record.summary["demo"] == demo
+
+
+def test_tensorboard_export_is_readable(two_runs, tmp_path):
+    import io
+    import zipfile
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from edutune_core.compare import tensorboard_zip
+
+    store, records = two_runs
+    zipfile.ZipFile(io.BytesIO(tensorboard_zip(store, records))).extractall(tmp_path / "tb")
+    for record in records:
+        events = EventAccumulator(str(tmp_path / "tb" / record.run_id))
+        events.Reload()
+        assert {"train/loss", "train/learning_rate", "validation/rmse"} <= set(events.Tags()["scalars"])
+        losses = [event.value for event in events.Scalars("train/loss")]
+        expected = [point["value"] for point in store.points(record.run_id)
+                    if point["split"] == "train" and point["name"] == "loss"]
+        assert losses == pytest.approx(expected, rel=1e-6)
