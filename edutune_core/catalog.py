@@ -12,13 +12,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from edutune_core.models import BUNDLED_MODEL, bundled_model_path, resolve_model_source
+from edutune_core.models import BUNDLED_MODEL, resolve_model_source
 
 logger = logging.getLogger(__name__)
 
 # Essays per second when fine-tuning the bundled 22.7M-parameter model at max length 256
-# and batch size 16 on 2 CPU cores (python -m edutune_core train on ASAP prompt 3:
-# about 3 s per step of 16 essays, so about 5 essays per second).
+# and batch size 16 on 2 CPU cores. Measured with python -m edutune_core train on ASAP
+# prompt 3: about 3 s per step of 16 essays.
 _BUNDLED_ESSAYS_PER_SECOND_CPU = 5.0
 _BUNDLED_PARAMETERS = 22.7e6
 
@@ -118,5 +118,3 @@ def check_language(model_reference: str, texts: list[str], sample_size: int = 20
     return LanguageCheck(language=language, unknown_share=share, covered=covered, recommended=recommended)
 
 
-__all__ = ["CATALOG", "CatalogEntry", "LanguageCheck", "availability", "bundled_model_path", "catalog_rows",
-           "check_language", "text_language"]

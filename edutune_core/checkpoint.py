@@ -1,6 +1,6 @@
 """Training checkpoints: everything a stopped or interrupted job needs to continue exactly.
 
-A checkpoint folder holds the current and the best weights (safetensors), the optimizer
+A checkpoint folder contains the current and the best weights (safetensors), the optimizer
 and schedule states, every random-number state and the position in the epoch's data
 order. It is written to a temporary folder and renamed into place, so a crash during the
 write leaves the previous checkpoint intact.
@@ -74,7 +74,7 @@ def read_checkpoint(folder: Path) -> tuple[dict, dict | None, dict, dict]:
     model_state = load_file(folder / "model.safetensors")
     best_path = folder / "best.safetensors"
     best_state = load_file(best_path) if best_path.exists() else None
-    # The file was written by this program; weights_only stays off because it holds
+    # The file was written by this program. weights_only stays off because it contains
     # NumPy and Python random states, which are not tensors.
     training_state = torch.load(folder / "training_state.pt", weights_only=False)
     progress = json.loads((folder / "progress.json").read_text(encoding="utf-8"))

@@ -65,8 +65,11 @@ def metrics_table(records: list[RunRecord]) -> pd.DataFrame:
         family = metric_family(record.summary.get("problem", "classification"), record.summary.get("score_points"))
         primary, higher_is_better = PRIMARY_METRIC[family]
         value = metrics.get(primary)
+        rank_key = None
+        if value is not None:
+            rank_key = -value if higher_is_better else value
         row = {"run": record.name, "run_id": record.run_id, "status": record.status, "primary": primary,
-               "rank_key": None if value is None else (-value if higher_is_better else value)}
+               "rank_key": rank_key}
         row.update({name: metrics[name] for name in SCALAR_METRICS if name in metrics})
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -76,7 +79,7 @@ def metrics_table(records: list[RunRecord]) -> pd.DataFrame:
 
 
 def points_csv(store: RunStore, records: list[RunRecord]) -> bytes:
-    """All metric points of the runs as CSV (UTF-8 with BOM, so Excel reads it)."""
+    """Return all metric points of the runs as CSV, in UTF-8 with a BOM so that Excel reads it."""
     frames = [pd.DataFrame(store.points(record.run_id)).assign(run_id=record.run_id, run=record.name)
               for record in records]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

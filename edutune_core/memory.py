@@ -3,7 +3,7 @@
 The estimate counts fp32 weights, gradients and the two AdamW moment buffers (16 bytes
 per trainable parameter, 4 per frozen one) plus the activations kept for the backward
 pass of a BERT-style encoder. It reads the model's ``config.json``, so it works for the
-bundled model and local folders; for a hub id that is not downloaded yet it returns None.
+bundled model and local folders. For a hub id that is not downloaded yet it returns None.
 """
 
 from __future__ import annotations
