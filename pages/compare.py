@@ -12,6 +12,7 @@ from edutune_core.compare import (
     tensorboard_zip,
 )
 from edutune_core.metrics import SCALAR_METRICS
+from pages.common.labels_view import label_editor, run_filters
 from pages.common.sweep_view import sweep_section
 from pages.common.ui import option_labels, run_label, setup_page, store, t
 
@@ -26,6 +27,7 @@ if len(runs) < 1:
     st.info(t("history.none"))
     st.stop()
 sweep_section(runs)
+runs = run_filters(runs)
 labels = {record.run_id: run_label(record) for record in runs}
 chosen = st.multiselect(t("compare.runs"), list(labels), default=list(labels)[:2], format_func=labels.__getitem__,
                         key="compare_runs")
@@ -56,6 +58,7 @@ only_differences = st.checkbox(t("compare.only_differences"), value=True, key="c
 shown = settings.loc[differing] if only_differences else settings
 st.dataframe(shown.style.apply(lambda row: ["background-color: #fff3bf" if row.name in differing else ""
                                             for _ in row], axis=1), width="stretch")
+label_editor(records)
 downloads = st.columns(2)
 downloads[0].download_button(t("compare.download_csv"), points_csv(store(), records), file_name="edutune-runs.csv",
                              mime="text/csv")

@@ -206,3 +206,20 @@ def test_tensorboard_export_is_readable(two_runs, tmp_path):
         expected = [point["value"] for point in store.points(record.run_id)
                     if point["split"] == "train" and point["name"] == "loss"]
         assert losses == pytest.approx(expected, rel=1e-6)
+
+
+def test_labels_rename_tag_and_filter(two_runs):
+    from edutune_core.labels import LabelStore, filter_runs
+
+    store, records = two_runs
+    labels = LabelStore(store)
+    labels.save(records[0].run_id, name="baseline lr", tags=["term 1", " ", "baseline"], note="first try")
+    labels.save(records[1].run_id, name="", tags=["term 1"], note="")
+    saved = labels.get_all()
+    assert saved[records[0].run_id].tags == ["baseline", "term 1"]
+    assert saved[records[0].run_id].note == "first try"
+    runs = store.list_runs()
+    assert {record.name for record in runs} == {"baseline lr", "lr 0.01"}
+    assert [record.run_id for record in filter_runs(runs, saved, tags=["baseline"])] == [records[0].run_id]
+    assert len(filter_runs(runs, saved, tags=["term 1"], statuses=["completed"])) == 2
+    assert filter_runs(runs, saved, models=["no-such-model"]) == []
