@@ -196,7 +196,10 @@ class TableAdapter:
 def load_adapter(kind: str, folder: Path, max_length: int, truncation: str = "head"):
     """Load a saved adapter of ``kind`` (``"text"``, ``"char"`` or ``"tabular"``) from ``folder``."""
     from edutune_core.char_model import CharAdapter
+    from edutune_core.images import ImageAdapter
 
+    if kind == ImageAdapter.kind:
+        return ImageAdapter.load(folder)
     if kind == TextAdapter.kind:
         return TextAdapter.load(folder, max_length, truncation)
     if kind == CharAdapter.kind:

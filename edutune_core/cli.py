@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model on a CSV, TSV or Excel file")
-    train.add_argument("--data", required=True, type=Path, help="training file")
+    train.add_argument("--data", required=True, type=Path,
+                       help="training file; a .zip of one image folder per class trains an image classifier")
     train.add_argument("--target", required=True, help="column to predict")
     train.add_argument("--text-column", help="column with the essay or short-answer text; omit it for a table model")
     train.add_argument("--ignore-columns", default="", help="comma-separated columns to leave out")
@@ -88,7 +89,23 @@ def _read(path: Path):
         raise EduTuneError("cli.read_failed", path=str(path), reason=error.strerror or str(error)) from error
 
 
+def _image_table(args: argparse.Namespace, store: RunStore):
+    """Unpack a zip of class folders under the data folder and return its (image, label) table."""
+    import hashlib
+
+    from edutune_core.images import unpack_class_folders
+
+    data = args.data.read_bytes()
+    folder = store.home / "images" / hashlib.sha256(data).hexdigest()[:16]
+    frame, unreadable = unpack_class_folders(data, args.data.name, folder)
+    for name in unreadable:
+        print(f"skipped unreadable image: {name}", file=sys.stderr)
+    return frame
+
+
 def _train(args: argparse.Namespace) -> int:
+    if args.data.suffix.lower() == ".zip" and args.text_column is None:
+        return _train_images(args)
     table = _read(args.data)
     frame = table.frame
     if args.target not in frame.columns:
@@ -108,6 +125,19 @@ def _train(args: argparse.Namespace) -> int:
     store = RunStore()
     record = create_run(store, frame, mapping, config, data_name=args.data.name,
                         validation_frame=validation, run_dir=args.output)
+    print(f"run {record.run_id} in {record.run_dir}", file=sys.stderr)
+    return _finish(store, execute_run(store, record.run_id, _stop_on_interrupt()), args.json)
+
+
+def _train_images(args: argparse.Namespace) -> int:
+    store = RunStore()
+    frame = _image_table(args, store)
+    mapping = ColumnMapping(target="label", image_column="image", problem="classification")
+    settings = {name: getattr(args, name) for name in ("model", "epochs", "batch_size", "learning_rate", "seed",
+                                                       "validation_share", "class_weights", "device", "precision")
+                if getattr(args, name) is not None}
+    config = TrainConfig.for_task(False, **{"model": "resnet18", "epochs": 5, "batch_size": 16, **settings})
+    record = create_run(store, frame, mapping, config, data_name=args.data.name, run_dir=args.output)
     print(f"run {record.run_id} in {record.run_dir}", file=sys.stderr)
     return _finish(store, execute_run(store, record.run_id, _stop_on_interrupt()), args.json)
 

@@ -27,6 +27,7 @@ ESSAY_SCORING = "essay_scoring"
 TEXT_CLASSIFICATION = "text_classification"
 TEXT_REGRESSION = "text_regression"
 TABULAR = "tabular"
+IMAGE_CLASSIFICATION = "image_classification"
 
 PASS_LABEL = "pass"
 FAIL_LABEL = "fail"
@@ -58,6 +59,8 @@ class ColumnMapping:
         student_column: Column naming the student (or class) of each row. All rows of
             one student stay on the same side of every split, and the column is never
             a model input.
+        image_column: Column with image file paths (scanned work, handwriting), for
+            image classification; None for text and table tasks.
     """
 
     target: str
@@ -67,6 +70,7 @@ class ColumnMapping:
     pass_mark: float | None = None
     group_columns: list[str] = field(default_factory=list)
     student_column: str | None = None
+    image_column: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -96,6 +100,7 @@ class PreparedData:
         row_index: Index labels of the kept rows in the source table.
         groups: Values of the mapping's group columns for the kept rows, as text.
         students: Values of the student column for the kept rows, or None.
+        images: Image file paths for image tasks, else None.
     """
 
     mapping: ColumnMapping
@@ -109,6 +114,7 @@ class PreparedData:
     row_index: pd.Index
     groups: pd.DataFrame | None = None
     students: np.ndarray | None = None
+    images: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.row_index)
@@ -123,11 +129,14 @@ class PreparedData:
             row_index=self.row_index[positions],
             groups=None if self.groups is None else self.groups.iloc[positions],
             students=None if self.students is None else self.students[positions],
+            images=None if self.images is None else [self.images[i] for i in positions],
         )
 
 
 def task_for(mapping: ColumnMapping) -> str:
     """Name the task that a mapping describes."""
+    if mapping.image_column is not None:
+        return IMAGE_CLASSIFICATION
     if mapping.text_column is None:
         return TABULAR
     if mapping.problem == CLASSIFICATION:
@@ -183,7 +192,8 @@ def _guess_target(frame: pd.DataFrame, text_column: str | None) -> str:
 
 def feature_columns(frame: pd.DataFrame, mapping: ColumnMapping) -> list[str]:
     """List the table columns used as model inputs for a table task."""
-    left_out = {mapping.target, mapping.text_column, mapping.student_column, *mapping.ignore_columns}
+    left_out = {mapping.target, mapping.text_column, mapping.student_column, mapping.image_column,
+                *mapping.ignore_columns}
     return [column for column in frame.columns if column not in left_out]
 
 
@@ -220,7 +230,9 @@ def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target:
     if has_target:
         targets, labels, score_points = _build_targets(rows[mapping.target], mapping, labels, require_target)
     texts = None if mapping.text_column is None else rows[mapping.text_column].astype(str).tolist()
-    features = rows[feature_columns(frame, mapping)] if mapping.text_column is None else None
+    images = None if mapping.image_column is None else rows[mapping.image_column].astype(str).tolist()
+    table_task = mapping.text_column is None and mapping.image_column is None
+    features = rows[feature_columns(frame, mapping)] if table_task else None
     if features is not None and features.shape[1] == 0:
         raise DataError("data.no_feature_columns", target=mapping.target)
 
@@ -231,7 +243,8 @@ def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target:
         logger.info("dropped rows: %s", dropped)
     return PreparedData(mapping=mapping, task=task_for(mapping), texts=texts, features=features,
                         targets=targets, labels=labels, score_points=score_points,
-                        dropped_rows=dropped, row_index=rows.index, groups=groups, students=students)
+                        dropped_rows=dropped, row_index=rows.index, groups=groups, students=students,
+                        images=images)
 
 
 def _check_columns(frame: pd.DataFrame, mapping: ColumnMapping, require_target: bool) -> None:
@@ -240,8 +253,9 @@ def _check_columns(frame: pd.DataFrame, mapping: ColumnMapping, require_target: 
         raise DataError("data.unknown_problem", problem=mapping.problem, allowed=", ".join(PROBLEMS))
     if require_target and mapping.target not in frame.columns:
         raise DataError("data.missing_column", column=mapping.target, columns=available)
-    if mapping.text_column is not None and mapping.text_column not in frame.columns:
-        raise DataError("data.missing_column", column=mapping.text_column, columns=available)
+    for column in (mapping.text_column, mapping.image_column):
+        if column is not None and column not in frame.columns:
+            raise DataError("data.missing_column", column=column, columns=available)
     if mapping.text_column is not None and mapping.text_column == mapping.target:
         raise DataError("data.text_is_target", column=mapping.target)
     if mapping.target in mapping.ignore_columns:

@@ -32,7 +32,8 @@ from edutune_core.adapters import TableAdapter, TextAdapter
 from edutune_core.char_model import CHAR_MODEL, CharAdapter
 from edutune_core.config import TrainConfig
 from edutune_core.i18n import EduTuneError
-from edutune_core.tasks import CLASSIFICATION, TABULAR, PreparedData
+from edutune_core.images import ARCHITECTURES, ImageAdapter
+from edutune_core.tasks import CLASSIFICATION, IMAGE_CLASSIFICATION, TABULAR, PreparedData
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +105,12 @@ class TrainingJob:
         seed_everything(config.seed)
         self.device = optim.pick_device(config.device)
         num_outputs = len(self.train_data.labels) if self.problem == CLASSIFICATION else 1
-        text_task = self.train_data.task != TABULAR
-        if text_task and config.model == CHAR_MODEL:
+        text_task = self.train_data.task not in (TABULAR, IMAGE_CLASSIFICATION)
+        if self.train_data.task == IMAGE_CLASSIFICATION:
+            self.adapter = ImageAdapter.create(config.model if config.model in ARCHITECTURES else "resnet18",
+                                               num_outputs)
+            self.sink.log_event("image_model", {"pretrained": self.adapter.pretrained})
+        elif text_task and config.model == CHAR_MODEL:
             self.adapter = CharAdapter.create(self.train_data, num_outputs, config.max_length)
         elif text_task:
             self.adapter = TextAdapter.create(config.model, num_outputs, self.problem, config.max_length,
