@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import ROOT
 from edutune_core.i18n import DataError
-from edutune_core.images import read_image, unpack_class_folders
+from edutune_core.images import cached_weights, read_image, unpack_class_folders
 from edutune_core.predict import Predictor
 
 
@@ -95,4 +95,4 @@ def test_image_classifier_trains_from_the_command_line(tmp_path):
     assert set(predicted.values) <= {"tick", "cross"}
     saved = json.loads((Path(summary["run_dir"]) / "model" / "image_model.json").read_text())
     assert saved["architecture"] == "mobilenet_v3_small"
-    assert saved["pretrained"] is False  # no ImageNet weights in this machine's torch cache
+    assert saved["pretrained"] is (cached_weights("mobilenet_v3_small") is not None)
