@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import numbers
 import os
 import re
 import zipfile
@@ -20,15 +19,18 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import xlrd
 
 from edutune_core import _text_tables
+from edutune_core._headers import (
+    NUMBER, cell_text, detect_header_row, find_header, is_blank, is_number_cell, parse_number,
+)
 from edutune_core._text_tables import SEPARATOR_LABELS, SUPPORTED_ENCODINGS
 from edutune_core.i18n import DataError
 
-__all__ = ["LoadedTable", "MAX_FILE_BYTES", "SUPPORTED_ENCODINGS", "load_table", "read_table_file"]
+__all__ = ["LoadedTable", "MAX_FILE_BYTES", "SUPPORTED_ENCODINGS", "cell_number", "is_missing_cell", "load_table",
+           "read_table_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +46,9 @@ _BINARY_SIGNATURES = (
 _HTML_PREFIXES = (b"<!doctype html", b"<html", b"<table")
 _ZIP_KINDS = (("word/", "Word (.docx)"), ("ppt/", "PowerPoint (.pptx)"), ("xl/workbook.bin", "Excel (.xlsb)"))
 
-_HEADER_SCAN_ROWS = 50
 _MISSING_TOKENS = frozenset({"", "na", "n/a", "-", "nan", "null", "#n/a"})
 # The patterns spell digits as [0-9] because pandas runs them through Python's re or
-# pyarrow's RE2, and the two define \d differently.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# pyarrow's RE2, and the two define \d differently. NUMBER (decimal points) is in _headers.
 _COMMA_NUMBER = re.compile(r"[+-]?[0-9]+(?:,[0-9]+)?")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 # Integers of 12 or more digits show in scientific notation as float64, and those past
@@ -67,7 +67,8 @@ class LoadedTable:
     separator: str | None  # "," ";" "\t" "|" or the override for a text file, None for workbooks
     sheet: str | None  # sheet read from a workbook, None for text files
     sheet_names: list[str] = field(default_factory=list)  # all sheets of a workbook
-    header_row: int = 0  # 0-based row (record, for text files) of the header
+    header_row: int = 0  # 0-based row (record, for text files) of the first header row
+    header_rows: int = 1  # 2 when a row of group names above the column names was flattened
     dropped_empty_rows: int = 0  # blank rows below the header that were removed
     decimal_comma: bool = False  # True when "14,5" style decimals were converted
 
@@ -96,20 +97,23 @@ def read_table_file(path: str | os.PathLike, **overrides) -> LoadedTable:
 
 def load_table(
     data: bytes, file_name: str, *, encoding: str | None = None, separator: str | None = None,
-    sheet: str | None = None, header_row: int | None = None,
+    sheet: str | None = None, header_row: int | None = None, header_rows: int | None = None,
 ) -> LoadedTable:
     """Load an uploaded CSV, TSV, XLSX or XLS file into a cleaned table.
 
     ``encoding`` and ``separator`` apply to text files and ``sheet`` to workbooks; each
     is detected when left out. ``header_row`` is the 0-based row (record, for text
-    files) that contains the column names.
+    files) that contains the column names, or their group names when ``header_rows``
+    is 2. A two-row header ("Term 1" above "Quiz", "Essay") is detected when
+    ``header_rows`` is left out, and its names are flattened to "Term 1 / Quiz".
 
     Raises:
         DataError: the file is empty, too large, not a table, damaged or unreadable
             with the given overrides, or has no data rows below its header.
-        ValueError: ``separator`` is not one character or ``header_row`` is negative.
+        ValueError: ``separator`` is not one character, ``header_row`` is negative or
+            ``header_rows`` is not 1 or 2.
     """
-    _check_arguments(separator, header_row)
+    _check_arguments(separator, header_row, header_rows)
     if len(data) > MAX_FILE_BYTES:
         raise _too_large_error(file_name, len(data))
     if not data:
@@ -119,14 +123,16 @@ def load_table(
         raw = _read_text(data, file_name, encoding, separator, header_row)
     else:
         raw = _read_workbook(data, file_name, file_format, sheet)
-    return _clean(raw, file_name, header_row)
+    return _clean(raw, file_name, header_row, header_rows)
 
 
-def _check_arguments(separator: str | None, header_row: int | None) -> None:
+def _check_arguments(separator: str | None, header_row: int | None, header_rows: int | None) -> None:
     if separator is not None and (len(separator) != 1 or separator in "\"\r\n"):
         raise ValueError(f"separator must be one character other than a quote or newline, got {separator!r}")
     if header_row is not None and header_row < 0:
         raise ValueError(f"header_row must be 0 or more, got {header_row}")
+    if header_rows not in (None, 1, 2):
+        raise ValueError(f"header_rows must be 1 or 2, got {header_rows}")
 
 
 def _too_large_error(file_name: str, size: int) -> DataError:
@@ -172,7 +178,7 @@ def _read_text(
     # gets the table width and rejects longer rows instead of silently adding columns.
     records = _text_tables.sample_records(text, used_separator)
     if header_row is None:
-        header_row = _detect_header_row(_text_tables.records_frame(records))
+        header_row = detect_header_row(_text_tables.records_frame(records))
     width = _text_tables.table_width(records, header_row)
     if separator is not None and width == 1 and detected != separator and detected_columns > 1:
         raise DataError(
@@ -250,58 +256,51 @@ def _pick_sheet(
 
 
 def _is_blank_sheet(cells: pd.DataFrame) -> bool:
-    return cells.empty or bool(cells.map(_is_blank).all(axis=None))
+    return cells.empty or bool(cells.map(is_blank).all(axis=None))
 
 
-def _clean(raw: _RawTable, file_name: str, header_row: int | None) -> LoadedTable:
+def _clean(raw: _RawTable, file_name: str, header_row: int | None, header_rows: int | None) -> LoadedTable:
     cells = raw.cells
     cells.columns = range(cells.shape[1])
-    if header_row is None:
-        header_row = _detect_header_row(cells) if raw.header_row is None else raw.header_row
-    if header_row >= len(cells):
+    if header_row is not None and header_row >= len(cells):
         raise DataError("data.header_row_out_of_range", file=file_name, row=header_row + 1, rows=len(cells))
-    body = cells.iloc[header_row + 1 :]
+    header = find_header(cells, header_row, header_rows, raw.header_row)
+    body = cells.iloc[header.row + header.rows :]
     blank_rows = body.apply(_blank_cells).all(axis=1)
     body = body[~blank_rows].reset_index(drop=True)
     if body.empty:
-        raise DataError("data.no_data_rows", file=file_name, row=header_row + 1)
-    header = [_header_text(value) for value in cells.iloc[header_row]]
-    frame, decimal_comma = _build_frame(header, body, allow_decimal_comma=raw.separator != ",")
-    logger.debug("%s: header row %d, %d blank rows dropped, dtypes %s",
-                 file_name, header_row, int(blank_rows.sum()), dict(frame.dtypes.astype(str)))
+        raise DataError("data.no_data_rows", file=file_name, row=header.row + header.rows)
+    frame, decimal_comma = _build_frame(header.names, body, allow_decimal_comma=raw.separator != ",")
+    logger.debug("%s: header row %d (%d rows), %d blank rows dropped, dtypes %s", file_name, header.row,
+                 header.rows, int(blank_rows.sum()), dict(frame.dtypes.astype(str)))
     return LoadedTable(
         frame=frame, file_name=file_name, file_format=raw.file_format, encoding=raw.encoding,
-        separator=raw.separator, sheet=raw.sheet, sheet_names=raw.sheet_names, header_row=header_row,
-        dropped_empty_rows=int(blank_rows.sum()), decimal_comma=decimal_comma,
+        separator=raw.separator, sheet=raw.sheet, sheet_names=raw.sheet_names, header_row=header.row,
+        header_rows=header.rows, dropped_empty_rows=int(blank_rows.sum()), decimal_comma=decimal_comma,
     )
 
 
-def _detect_header_row(cells: pd.DataFrame) -> int:
-    """Find the header below any title rows.
 
-    The usual row width is the most common count of filled cells among rows with two
-    or more, so one-cell title rows do not set it. The header is the first row whose
-    filled cells are mostly not numbers and cover three quarters of that width, else the
-    first such row with two filled cells (a header with blank names), else the first
-    non-blank row.
+
+def cell_number(value: object, allow_decimal_comma: bool) -> float | None:
+    """Read one cell as a number by the rules that convert columns on loading.
+
+    Number cells of a workbook count as they are. Text counts when it is a number with
+    a decimal point, or with a decimal comma when ``allow_decimal_comma`` is set.
+    Returns None for other text and for missing cells.
     """
-    head = cells.head(_HEADER_SCAN_ROWS).itertuples(index=False)
-    rows = [[value for value in row if not _is_blank(value)] for row in head]
-    counts = [len(row) for row in rows]
-    if not any(counts):
-        return 0
-    wide = [count for count in counts if count >= 2] or [count for count in counts if count]
-    width = max(set(wide), key=lambda count: (wide.count(count), count))
-    for minimum in (math.ceil(0.75 * width), min(2, width)):
-        for index, row in enumerate(rows):
-            if len(row) >= minimum and _mostly_text(row):
-                return index
-    return next(index for index, count in enumerate(counts) if count)
+    number = parse_number(value)
+    if number is not None or not isinstance(value, str):
+        return number
+    text = value.strip()
+    if allow_decimal_comma and _COMMA_NUMBER.fullmatch(text):
+        return float(text.replace(",", "."))
+    return None
 
 
-def _mostly_text(row: list[object]) -> bool:
-    textual = sum(1 for value in row if _parse_number(value) is None)
-    return textual * 2 > len(row)
+def is_missing_cell(value: object) -> bool:
+    """Return whether a cell is blank or a missing-value marker such as NA, N/A or -."""
+    return is_blank(value) or (isinstance(value, str) and value.strip().lower() in _MISSING_TOKENS)
 
 
 def _build_frame(header: list[str], body: pd.DataFrame, allow_decimal_comma: bool) -> tuple[pd.DataFrame, bool]:
@@ -341,10 +340,10 @@ def _convert_column(values: pd.Series, allow_decimal_comma: bool) -> tuple[pd.Se
     are, and only their text cells go through the text rules.
     """
     if values.dtype == object and _all_dates(values):
-        return pd.to_datetime(values.map(lambda value: None if _is_blank(value) else value)), False
+        return pd.to_datetime(values.map(lambda value: None if is_blank(value) else value)), False
     is_number = pd.Series(False, index=values.index)
     if values.dtype == object:
-        is_number = values.map(_is_number_cell).astype(bool)
+        is_number = values.map(is_number_cell).astype(bool)
     texts = _as_text(values[~is_number]).str.strip()
     missing = texts.str.lower().isin(_MISSING_TOKENS)
     tokens = texts[~missing]
@@ -366,7 +365,7 @@ def _parse_tokens(tokens: pd.Series, allow_decimal_comma: bool) -> tuple[pd.Seri
     decimal commas. Returns ``None`` when a cell is not a number or looks like an identifier."""
     if tokens.str.fullmatch(_IDENTIFIER.pattern).any():
         return None
-    if tokens.str.fullmatch(_NUMBER.pattern).all():
+    if tokens.str.fullmatch(NUMBER.pattern).all():
         return pd.to_numeric(tokens).astype("float64"), False
     # NOTE: "1,234" is read as 1.234 here. Thousands separators are not recognised, so
     # a column with "1.234,5" or "1,234,567" stays text.
@@ -376,20 +375,10 @@ def _parse_tokens(tokens: pd.Series, allow_decimal_comma: bool) -> tuple[pd.Seri
 
 
 def _all_dates(values: pd.Series) -> bool:
-    present = [value for value in values if not _is_blank(value)]
+    present = [value for value in values if not is_blank(value)]
     return bool(present) and all(isinstance(value, (datetime, date)) for value in present)
 
 
-def _parse_number(value: object) -> float | None:
-    if _is_number_cell(value):
-        return float(value)
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return float(value.strip())
-    return None
-
-
-def _is_number_cell(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and not _is_blank(value)
 
 
 def _is_integral(value: float) -> bool:
@@ -399,29 +388,13 @@ def _is_integral(value: float) -> bool:
 
 def _blank_cells(values: pd.Series) -> pd.Series:
     if values.dtype == object:
-        return values.map(_is_blank).astype(bool)
+        return values.map(is_blank).astype(bool)
     return values.str.strip().eq("")
 
-
-def _is_blank(value: object) -> bool:
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return True
-    return isinstance(value, str) and not value.strip()
 
 
 def _as_text(values: pd.Series) -> pd.Series:
     if values.dtype == object:
-        return values.map(_cell_text).astype(str)
+        return values.map(cell_text).astype(str)
     return values
 
-
-def _cell_text(value: object) -> str:
-    if _is_blank(value):
-        return value if isinstance(value, str) else ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _header_text(value: object) -> str:
-    return _cell_text(value).strip().strip("\ufeff").strip()

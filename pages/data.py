@@ -1,4 +1,5 @@
-"""Data page: choose a file, check what was detected, map the columns."""
+"""Data page: choose a file, check what was detected, protect student privacy, map the
+columns and read the data profile."""
 
 from pathlib import Path
 
@@ -6,12 +7,16 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from edutune_core import intake, privacy
+from edutune_core.config import TrainConfig
 from edutune_core.data import MAX_FILE_BYTES, SUPPORTED_ENCODINGS, LoadedTable, load_table
 from edutune_core.i18n import EduTuneError
+from edutune_core.profile import MAX_LENGTHS, DataProfile, build_profile
 from edutune_core.tasks import (
     CLASSIFICATION,
     PROBLEMS,
     ColumnMapping,
+    PreparedData,
     is_numeric,
     prepare_data,
     propose_mapping,
@@ -23,14 +28,43 @@ from pages.common.ui import keep_widget_state, option_labels, setup_page, show_e
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 WIDGET_PREFIXES = ("encoding_", "separator_", "header_", "sheet_", "text_", "target_", "ignore_", "use_pass_",
-                   "pass_", "problem_")
+                   "pass_", "problem_", "header_rows_", "labels_", "privacy_", "drop_target_")
 SEPARATORS = {",": ",", ";": ";", "\t": "Tab", "|": "|"}
+HEADER_ROWS = (None, 1, 2)
+NO_LABELS_FILE = ""
+NO_TEXT = ""
+MARKDOWN_CHARACTERS = set("\\`*_{}[]<>()#+-.!|~$")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def read_table(data: bytes, file_name: str, encoding: str | None, separator: str | None,
-               sheet: str | None, header_row: int | None) -> LoadedTable:
-    return load_table(data, file_name, encoding=encoding, separator=separator, sheet=sheet, header_row=header_row)
+               sheet: str | None, header_row: int | None, header_rows: int | None = None) -> LoadedTable:
+    return load_table(data, file_name, encoding=encoding, separator=separator, sheet=sheet, header_row=header_row,
+                      header_rows=header_rows)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def join_labels(texts: pd.DataFrame, labels: pd.DataFrame, text_id: str, label_id: str, texts_name: str,
+                labels_name: str) -> intake.LabelJoin:
+    return intake.join_labels(texts, labels, text_id, label_id, texts_name=texts_name, labels_name=labels_name)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def scan_privacy(frame: pd.DataFrame) -> privacy.PrivacyReport:
+    return privacy.scan_privacy(frame)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def apply_privacy(frame: pd.DataFrame, report: privacy.PrivacyReport, actions: dict) -> tuple[pd.DataFrame, dict]:
+    return privacy.apply_privacy(frame, report, actions)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def check_data(frame: pd.DataFrame, mapping: dict, earlier_drops: dict,
+               max_lengths: tuple[int, ...]) -> tuple[PreparedData, DataProfile]:
+    prepared = prepare_data(frame, ColumnMapping.from_dict(mapping))
+    return prepared, build_profile(frame, prepared.mapping, prepared, earlier_drops=earlier_drops,
+                                   max_lengths=max_lengths)
 
 
 def file_choices() -> dict[str, tuple[str, Path]]:
@@ -61,7 +95,7 @@ def choose_file() -> tuple[str, str, bytes] | None:
 
 
 def loading_options(choice: str) -> dict:
-    """Let the user override what was detected; all default to automatic."""
+    """Let the user override what was detected. Every option defaults to automatic, and the sheet is picked after loading."""
     automatic = t("data.auto")
     with st.expander(t("data.options")):
         columns = st.columns(4)
@@ -72,9 +106,32 @@ def loading_options(choice: str) -> dict:
                                          key=f"separator_{choice}")
         header = columns[2].number_input(t("data.header_row"), min_value=1, value=None, step=1,
                                          help=t("data.header_row_help"), key=f"header_{choice}")
-        sheet = columns[3].text_input(t("data.sheet"), key=f"sheet_{choice}", help=t("data.sheet_help")) or None
-    return {"encoding": encoding, "separator": separator, "sheet": sheet,
-            "header_row": None if header is None else int(header) - 1}
+        labels = {value: t(f"intake.header_rows_option.{value or 'auto'}") for value in HEADER_ROWS}
+        header_rows = columns[3].selectbox(t("intake.header_rows"), HEADER_ROWS, format_func=labels.__getitem__,
+                                           key=f"header_rows_{choice}", help=t("intake.header_rows_help"))
+    return {"encoding": encoding, "separator": separator, "sheet": st.session_state.get(f"sheet_{choice}"),
+            "header_row": None if header is None else int(header) - 1, "header_rows": header_rows}
+
+
+def load_chosen(choice: str, file_name: str, content: bytes, options: dict) -> LoadedTable:
+    """Load the file, offer the sheet picker of a workbook, and stop the page on an error."""
+    try:
+        table = read_table(content, file_name, **options)
+    except EduTuneError as error:
+        show_error(error)
+        if options["sheet"] is not None:
+            # The chosen sheet failed, so the picker comes from the sheet found automatically.
+            sheet_picker(choice, read_table(content, file_name, **{**options, "sheet": None}))
+        st.stop()
+    sheet_picker(choice, table)
+    return table
+
+
+def sheet_picker(choice: str, table: LoadedTable) -> None:
+    if len(table.sheet_names) > 1:
+        key = f"sheet_{choice}"
+        index = {} if key in st.session_state else {"index": table.sheet_names.index(table.sheet)}
+        st.selectbox(t("data.sheet"), table.sheet_names, key=key, help=t("intake.sheet_help"), **index)
 
 
 def show_detected(table: LoadedTable) -> None:
@@ -89,6 +146,10 @@ def show_detected(table: LoadedTable) -> None:
         notes.append(t("data.sheet_used", sheet=table.sheet, sheets=", ".join(table.sheet_names)))
     if table.header_row:
         notes.append(t("data.header_found", row=table.header_row + 1))
+    if table.header_rows == 2:
+        grouped = next((name for name in table.frame.columns if " / " in str(name)), table.frame.columns[0])
+        notes.append(t("intake.two_row_header", first=table.header_row + 1, second=table.header_row + 2,
+                       example=grouped))
     if table.decimal_comma:
         notes.append(t("data.decimal_comma"))
     if table.dropped_empty_rows:
@@ -98,6 +159,96 @@ def show_detected(table: LoadedTable) -> None:
     st.dataframe(table.frame.head(50), width="stretch", height=260)
 
 
+def labels_section(frame: pd.DataFrame, file_name: str, choice: str) -> tuple[pd.DataFrame, dict | None]:
+    """Join an optional labels file on the ID columns the user picks; return the table and the join summary."""
+    with st.expander(t("intake.labels_title"), expanded=bool(st.session_state.get(f"labels_file_{choice}"))):
+        st.caption(t("intake.labels_intro"))
+        uploaded = st.file_uploader(t("intake.labels_upload"), type=["csv", "tsv", "txt", "xlsx", "xls"],
+                                    key=f"upload_labels_{choice}",
+                                    help=t("data.upload_help", limit=MAX_FILE_BYTES // 2**20))
+        if uploaded is not None and st.session_state.get(f"labels_last_{choice}") != uploaded.file_id:
+            st.session_state[f"labels_last_{choice}"] = uploaded.file_id
+            st.session_state[f"labels_file_{choice}"] = uploads().save(uploaded.getvalue(), uploaded.name).upload_id
+        recent = {item.upload_id: item for item in uploads().recent() if f"upload:{item.upload_id}" != choice}
+        names = {NO_LABELS_FILE: t("intake.labels_none"), **{key: item.file_name for key, item in recent.items()}}
+        if st.session_state.get(f"labels_file_{choice}") not in names:
+            st.session_state.pop(f"labels_file_{choice}", None)
+        chosen = st.selectbox(t("intake.labels_file"), list(names), format_func=names.__getitem__,
+                              key=f"labels_file_{choice}")
+        if chosen == NO_LABELS_FILE:
+            return frame, None
+        labels_name = recent[chosen].file_name
+        try:
+            labels = read_table(recent[chosen].path.read_bytes(), labels_name, None, None, None, None).frame
+        except EduTuneError as error:
+            show_error(error)
+            st.stop()
+        joined = join_form(frame, labels, file_name, labels_name, choice)
+    return joined.frame, joined.summary() | {"dropped": joined.dropped_rows}
+
+
+def join_form(frame: pd.DataFrame, labels: pd.DataFrame, file_name: str, labels_name: str,
+              choice: str) -> intake.LabelJoin:
+    text_proposal, label_proposal = intake.propose_join_columns(frame, labels)
+    left, right = st.columns(2)
+    text_options, label_options = list(frame.columns), list(labels.columns)
+    text_id = left.selectbox(t("intake.text_id", file=file_name), text_options, key=f"labels_text_id_{choice}",
+                             help=t("intake.id_help"),
+                             **default_index(f"labels_text_id_{choice}", text_options, text_proposal))
+    label_id = right.selectbox(t("intake.label_id", file=labels_name), label_options,
+                               key=f"labels_label_id_{choice}", help=t("intake.id_help"),
+                               **default_index(f"labels_label_id_{choice}", label_options, label_proposal))
+    try:
+        joined = join_labels(frame, labels, text_id, label_id, file_name, labels_name)
+    except EduTuneError as error:
+        show_error(error)
+        st.stop()
+    st.success(t("intake.joined", texts_file=file_name, labels_file=labels_name, rows=joined.matched_rows))
+    if joined.unmatched_texts:
+        st.warning(t("intake.unmatched_texts", count=joined.unmatched_texts, file=file_name,
+                     ids=joined.unmatched_text_ids))
+    if joined.unmatched_labels:
+        st.warning(t("intake.unmatched_labels", count=joined.unmatched_labels, file=labels_name,
+                     ids=joined.unmatched_label_ids))
+    if joined.repeated_label_rows:
+        st.caption(t("intake.repeated_labels", count=joined.repeated_label_rows, file=labels_name))
+    if joined.renamed:
+        st.caption(t("intake.renamed", columns=", ".join(f"{old} → {new}" for old, new in joined.renamed.items())))
+    return joined
+
+
+def privacy_section(frame: pd.DataFrame, choice: str) -> tuple[pd.DataFrame, dict]:
+    """Show the personal data found and apply the action chosen for each column."""
+    st.subheader(t("privacy.title"))
+    report = scan_privacy(frame)
+    if not report.findings:
+        st.caption(t("privacy.none"))
+        return frame, privacy.apply_privacy(frame, report, {})[1]
+    st.warning(t("privacy.found"))
+    actions = {}
+    action_labels = option_labels("privacy.action", privacy.ACTIONS)
+    for finding in report.findings:
+        left, right = st.columns([3, 2])
+        kinds = ", ".join(t("privacy.kind_count", kind=t(f"privacy.kind.{kind}"), count=count)
+                          for kind, count in finding.kinds.items())
+        key = "privacy.finding_examples" if finding.examples else "privacy.finding"
+        left.markdown(t(key, column=escape_markdown(finding.column), kinds=kinds,
+                        examples=escape_markdown(", ".join(finding.examples))))
+        actions[finding.column] = right.selectbox(
+            t("privacy.action", column=finding.column), privacy.ACTIONS, format_func=action_labels,
+            key=f"privacy_{choice}_{finding.column}", label_visibility="collapsed")
+    protected, summary = apply_privacy(frame, report, actions)
+    counts = {action: sum(1 for chosen in actions.values() if chosen == action) for action in privacy.ACTIONS}
+    st.caption(t("privacy.applied", pseudonymised=counts[privacy.PSEUDONYMISE], dropped=counts[privacy.DROP],
+                 kept=counts[privacy.KEEP]))
+    return protected, summary
+
+
+def escape_markdown(text: str) -> str:
+    """Escape the characters that Streamlit's Markdown would format, such as the * of masked values."""
+    return "".join(f"\\{character}" if character in MARKDOWN_CHARACTERS else character for character in str(text))
+
+
 def default_index(key: str, options: list, proposed: object) -> dict:
     """Propose an option only on first draw; later the widget's own state decides."""
     if key in st.session_state:
@@ -105,21 +256,26 @@ def default_index(key: str, options: list, proposed: object) -> dict:
     return {"index": options.index(proposed) if proposed in options else 0}
 
 
-def mapping_form(frame: pd.DataFrame, choice: str) -> ColumnMapping:
+def mapping_form(frame: pd.DataFrame, choice: str,
+                 allow_decimal_comma: bool) -> tuple[ColumnMapping, pd.DataFrame, dict[str, int]]:
+    """Let the user map the columns; return the mapping, the table and the rows dropped on request."""
+    forget_mapping_of_other_columns(frame, choice)
     proposal = propose_mapping(frame)
     columns = list(frame.columns)
     left, right = st.columns(2)
-    text_options = [None, *[column for column in columns if not is_numeric(frame[column])]]
-    no_text = t("map.no_text")
+    # "" stands for "no text column", because a selectbox shows a None option as empty.
+    text_options = [NO_TEXT, *[column for column in columns if not is_numeric(frame[column])]]
+    text_labels = {option: str(option) for option in text_options} | {NO_TEXT: t("map.no_text")}
     text_column = left.selectbox(
         t("map.text_column"), text_options, key=f"text_{choice}", help=t("map.text_column_help"),
-        **default_index(f"text_{choice}", text_options, proposal.text_column),
-        format_func=lambda value: no_text if value is None else str(value))
+        **default_index(f"text_{choice}", text_options, proposal.text_column or NO_TEXT),
+        format_func=text_labels.__getitem__) or None
     target_options = [column for column in columns if column != text_column]
     target = right.selectbox(t("map.target"), target_options, key=f"target_{choice}", help=t("map.target_help"),
                              **default_index(f"target_{choice}", target_options, proposal.target))
     ignore = st.multiselect(t("map.ignore"), [column for column in columns if column not in (target, text_column)],
                             key=f"ignore_{choice}", help=t("map.ignore_help"))
+    frame, dropped = non_numeric_target(frame, target, choice, allow_decimal_comma)
 
     numeric_target = is_numeric(frame[target])
     pass_mark = None
@@ -136,29 +292,112 @@ def mapping_form(frame: pd.DataFrame, choice: str) -> ColumnMapping:
                            horizontal=True,
                            format_func=option_labels("problem", PROBLEMS), key=f"problem_{choice}_{target}",
                            help=t("map.problem_help"))
-    return ColumnMapping(target=target, text_column=text_column, ignore_columns=ignore, problem=problem,
-                         pass_mark=pass_mark)
+    mapping = ColumnMapping(target=target, text_column=text_column, ignore_columns=ignore, problem=problem,
+                            pass_mark=pass_mark)
+    return mapping, frame, dropped
 
 
-def show_summary(frame: pd.DataFrame, mapping: ColumnMapping) -> bool:
+def forget_mapping_of_other_columns(frame: pd.DataFrame, choice: str) -> None:
+    """Clear the mapping widgets when a labels file added columns or a privacy choice dropped a
+    mapped one, so the target and problem are proposed again for the new table."""
+    columns = tuple(map(str, frame.columns))
+    known = st.session_state.get(f"mapping_columns_{choice}")
+    st.session_state[f"mapping_columns_{choice}"] = columns
+    if known is None or known == columns:
+        return
+    removed = set(known) - set(columns)
+    mapped = {st.session_state.get(f"text_{choice}"), st.session_state.get(f"target_{choice}"),
+              *st.session_state.get(f"ignore_{choice}", [])}
+    if not set(columns) - set(known) and not mapped & removed:
+        return
+    prefixes = tuple(f"{prefix}{choice}" for prefix in ("text_", "target_", "ignore_", "use_pass_", "pass_", "problem_"))
+    for key in [key for key in st.session_state if str(key).startswith(prefixes)]:
+        del st.session_state[key]
+
+
+def forget(key: str) -> None:
+    st.session_state.pop(key, None)
+
+
+def non_numeric_target(frame: pd.DataFrame, target: str, choice: str,
+                       allow_decimal_comma: bool) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Show the non-numeric cells of a score column and drop their rows when the user ticks the box."""
+    found = intake.find_non_numeric_target(frame, target, allow_decimal_comma=allow_decimal_comma)
+    if found is None:
+        return frame, {}
+    st.warning(t("intake.non_numeric_found", column=target, count=found.non_numeric, missing=found.missing,
+                 values=", ".join(f"“{value}”" for value in found.values)))
+    st.dataframe(pd.DataFrame(found.rows, columns=[t("intake.row"), t("intake.value")]), hide_index=True)
+    # Dropping the rows changes the target from text to numbers, so the problem type is proposed again.
+    if not st.checkbox(t("intake.non_numeric_drop", count=found.total, column=target),
+                       key=f"drop_target_{choice}_{target}", on_change=forget, args=(f"problem_{choice}_{target}",)):
+        return frame, {}
+    return intake.drop_non_numeric_target(frame, target, allow_decimal_comma=allow_decimal_comma)
+
+
+def show_summary(frame: pd.DataFrame, mapping: ColumnMapping,
+                 earlier_drops: dict[str, int]) -> tuple[PreparedData, DataProfile] | None:
+    max_lengths = tuple(sorted({*MAX_LENGTHS, chosen_max_length()}))
     try:
-        data = prepare_data(frame, mapping)
+        data, profile = check_data(frame, mapping.to_dict(), earlier_drops, max_lengths)
     except EduTuneError as error:
         show_error(error)
-        return False
+        return None
     st.success(t("map.ready", task=task_name(task_for(mapping)), rows=len(data)))
-    for reason, count in data.dropped_rows.items():
-        st.warning(t("map.dropped", count=count, reason=t(reason)))
     if data.labels is not None:
         counts = pd.Series(data.targets).value_counts().sort_index()
         chart = pd.DataFrame({t("map.label"): [data.labels[i] for i in counts.index], t("map.count"): counts.values})
         st.plotly_chart(px.bar(chart, x=t("map.label"), y=t("map.count"), height=250), width="stretch")
     else:
-        st.plotly_chart(px.histogram(x=data.targets, nbins=30, height=250, labels={"x": mapping.target}),
-                        width="stretch")
+        st.plotly_chart(px.histogram(x=data.targets, nbins=30, height=250,
+                                     labels={"x": mapping.target, "count": t("map.count")}), width="stretch")
     if data.score_points:
         st.caption(t("map.score_points", low=data.score_points[0], high=data.score_points[1]))
-    return True
+    return data, profile
+
+
+def chosen_max_length() -> int:
+    """Return the max length set on the Train page, or the default before the page was opened."""
+    return int(st.session_state.get("train_max_length") or TrainConfig().max_length)
+
+
+def show_profile(profile: DataProfile) -> None:
+    st.subheader(t("profile.title"))
+    cells = st.columns(3)
+    cells[0].metric(t("profile.rows_source"), profile.source_rows)
+    cells[1].metric(t("profile.rows_kept"), profile.kept_rows)
+    cells[2].metric(t("profile.rows_dropped"), profile.source_rows - profile.kept_rows)
+    for reason, count in profile.dropped.items():
+        st.warning(t("map.dropped", count=count, reason=t(reason)))
+    if profile.text is not None:
+        show_lengths(profile)
+    findings = profile.findings(chosen_max_length())
+    for finding in findings:
+        st.warning(t(finding.key, **finding.params))
+    if not findings:
+        st.caption(t("profile.no_findings"))
+    if profile.heavy_imbalance:
+        st.info(t("profile.class_weights"))
+    st.markdown(f"**{t('profile.missing_title')}**")
+    if profile.missing:
+        st.dataframe(pd.DataFrame({t("profile.column"): list(profile.missing),
+                                   t("profile.missing_count"): list(profile.missing.values())}), hide_index=True)
+    else:
+        st.caption(t("profile.no_missing"))
+
+
+def show_lengths(profile: DataProfile) -> None:
+    st.markdown(f"**{t('profile.lengths_title')}**")
+    left, right = st.columns(2)
+    left.plotly_chart(px.histogram(x=profile.text.characters, nbins=40, height=220,
+                                   labels={"x": t("profile.characters"), "count": t("map.count")}), width="stretch")
+    right.plotly_chart(px.histogram(x=profile.text.tokens, nbins=40, height=220,
+                                    labels={"x": t("profile.tokens"), "count": t("map.count")}), width="stretch")
+    shares = pd.DataFrame({t("profile.max_length"): list(profile.text.cut_shares),
+                           t("profile.cut_share"): [f"{share:.0%}" for share in profile.text.cut_shares.values()]})
+    st.dataframe(shares, hide_index=True)
+    if profile.text.sampled:
+        st.caption(t("profile.tokens_sampled", count=len(profile.text.tokens)))
 
 
 keep_widget_state(*[key for key in st.session_state if str(key).startswith(WIDGET_PREFIXES)])
@@ -171,15 +410,22 @@ if chosen is None:
     st.stop()
 choice, file_name, content = chosen
 options = loading_options(choice)
-try:
-    table = read_table(content, file_name, **options)
-except EduTuneError as error:
-    show_error(error)
-    st.stop()
+table = load_chosen(choice, file_name, content, options)
 show_detected(table)
+frame, join_summary = labels_section(table.frame, file_name, choice)
+frame, privacy_summary = privacy_section(frame, choice)
 
 st.subheader(t("map.title"))
-mapping = mapping_form(table.frame, choice)
-if show_summary(table.frame, mapping):
-    st.session_state["dataset"] = {"frame": table.frame, "name": file_name, "mapping": mapping}
+mapping, frame, target_drops = mapping_form(frame, choice, allow_decimal_comma=table.separator != ",")
+earlier_drops = {**(join_summary or {}).get("dropped", {}), **target_drops}
+checked = show_summary(frame, mapping, earlier_drops)
+if checked is not None:
+    prepared, profile = checked
+    show_profile(profile)
+    st.session_state["dataset"] = {
+        "frame": frame, "name": file_name, "mapping": mapping, "privacy": privacy_summary,
+        "suggest_class_weights": profile.heavy_imbalance,
+        "intake": {"labels_join": join_summary, "dropped_before_mapping": earlier_drops},
+        "profile": profile.summary(),
+    }
     st.page_link("pages/train.py", label=t("data.next"), icon="➡️")

@@ -31,8 +31,9 @@ from pages.common.ui import (
 )
 
 
-SETTING_KEYS = ("train_model_source", "train_model_reference", "train_warm_start", "train_preset", "train_learning_rate", "train_epochs",
-                "train_batch_size", "train_max_length", "train_seed", "train_validation_share", "train_settings_for")
+SETTING_KEYS = ("train_model_source", "train_model_reference", "train_warm_start", "train_preset",
+                "train_learning_rate", "train_epochs", "train_batch_size", "train_max_length", "train_seed",
+                "train_validation_share", "train_settings_for", "train_settings_data")
 
 
 def reset_settings(text_task: bool, preset: str) -> None:
@@ -62,6 +63,11 @@ def settings_form(text_task: bool) -> TrainConfig:
     # Widgets take their values from the session state only, so a preset can change them.
     if st.session_state.get("train_settings_for") != text_task:
         reset_settings(text_task, st.session_state.get("train_preset", "balanced"))
+    data_key = (dataset()["name"], dataset()["mapping"].target)
+    if st.session_state.get("train_settings_data") != data_key:
+        # New data: propose class weights when the Data page found heavy imbalance.
+        st.session_state["adv_class_weights"] = bool(dataset().get("suggest_class_weights"))
+        st.session_state["train_settings_data"] = data_key
     data = dataset()
     if text_task:
         model = text_model_choice(data["frame"][data["mapping"].text_column].dropna().astype(str).tolist())
@@ -135,7 +141,11 @@ def start_run(data: dict, config: TrainConfig) -> None:
     if problems:
         return
     try:
-        record = create_run(store(), data["frame"], data["mapping"], config, data_name=data["name"])
+        # The privacy choices and the profile go into the run's record; they hold counts
+        # and column names, never values.
+        extra = {key: data[key] for key in ("privacy", "intake", "profile") if data.get(key)}
+        record = create_run(store(), data["frame"], data["mapping"], config, data_name=data["name"],
+                            extra_summary=extra)
     except EduTuneError as error:
         show_error(error)
         return

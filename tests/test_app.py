@@ -308,10 +308,11 @@ def test_data_page_oversize_file_message(edutune_home, monkeypatch, lang, expect
     assert expected in at.error[0].value
 
 
-def test_data_page_sheet_picker_and_two_row_header(edutune_home):
+def test_data_page_sheet_and_header_rows(edutune_home):
+    students = [[f"学生{index}", 6 + index % 4, 60 + index, 7 + index % 3, 65 + index] for index in range(12)]
     data = workbook({"期中": [["姓名", "分数"], ["张三", 80], ["李四", 90]],
                      "期末": [["姓名", "第一学期", None, "第二学期", None], [None, "测验", "期末", "测验", "期末"],
-                             ["张三", 8, 71, 9, 80], ["李四", 6, 65, 7, 70]]},
+                             *students]},
                     merged={"期末": ["A1:A2", "B1:C1", "D1:E1"]})
     at, choice = open_upload(edutune_home, data, "成绩册.xlsx", "zh")
     assert at.selectbox(key=f"sheet_{choice}").options == ["期中", "期末"]
@@ -366,7 +367,7 @@ def test_data_page_drops_non_numeric_scores(edutune_home):
     assert len(dataset["frame"]) == 37
     assert dataset["frame"]["成绩"].dtype == "int64"
     assert dataset["intake"]["dropped_before_mapping"] == {"intake.dropped.non_numeric_target": 3}
-    assert "3 分数不是数字的记录" in texts(at)
+    assert "有 3 行分数不是数字的记录未被使用。" in texts(at)
 
 
 def test_data_page_privacy_actions(edutune_home):

@@ -26,6 +26,9 @@ LOCALES = Path(data_module.__file__).parent / "locales"
 
 GRADES_ZH = "学号,姓名,语文,数学,评语\n2024001,张三,85,90.5,字迹工整，态度认真\n2024002,李四,78,88,需要加强练习\n2024003,王五,92,95,优秀\n"
 GRADES_BIG5 = "學號,姓名,國文,數學,評語\n2024001,張三,85,90.5,字跡工整，態度認真\n2024002,李四,78,88,需要加強練習\n2024003,王五,92,95,優秀\n"
+TWO_ROW_HEADER = "Student,Term 1,,,Term 2,,\n,Quiz,Essay,Final,Quiz,Essay,Final\nAda,8,14,71,9,15,80\nBo,6,12,65,7,11,70\n"
+TWO_ROW_NAMES = ["Student", "Term 1 / Quiz", "Term 1 / Essay", "Term 1 / Final", "Term 2 / Quiz", "Term 2 / Essay",
+                 "Term 2 / Final"]
 GRADES_FR = (
     "Élève;Note;Remarque\nJosé Müller;14,5;très bien, à continuer\n"
     "Françoise Dubois;12;doit réviser l'été\nGaëlle Lefèvre;16,5;sérieuse – « excellent »\n"
@@ -54,6 +57,24 @@ def workbook_bytes(sheets: dict[str, list[list[object]]]) -> bytes:
         sheet = workbook.create_sheet(title)
         for row in rows:
             sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def merged_header_workbook() -> bytes:
+    """Write an .xlsx file with a title, then term names merged across their columns above
+    the column names, and 姓名 merged down over both header rows, as Excel users lay them out."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["2024 学年成绩"])
+    sheet.append([])
+    sheet.append(["姓名", "第一学期", None, None, "第二学期", None])
+    sheet.append([None, "测验", "作文", "期末", "测验", "期末"])
+    sheet.append(["张三", 8, 14, 71, 9, 80])
+    sheet.append(["李四", 6, 12, 65, 7, 70])
+    for cells in ("A1:F1", "A3:A4", "B3:D3", "E3:F3"):
+        sheet.merge_cells(cells)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -171,6 +192,36 @@ def text_cases() -> list:
             b"a|b,c\n1|2,3\n4|5,6\n", "pipes.csv", ["a|b", "c"], 2, values={(0, "a|b"): "1|2"},
             attributes={"separator": ","}, overrides={"separator": ","},
         ), id="separator-override"),
+        pytest.param(LoadCase(
+            TWO_ROW_HEADER.encode(), "terms.csv", TWO_ROW_NAMES, 2,
+            kinds={"Student": "text", "Term 1 / Quiz": "int64", "Term 2 / Final": "int64"},
+            values={(0, "Student"): "Ada", (0, "Term 1 / Essay"): 14, (1, "Term 2 / Final"): 70},
+            attributes={"header_row": 0, "header_rows": 2},
+        ), id="two-row-header-csv"),
+        pytest.param(LoadCase(
+            ("Grades 2024,,,\n\n" + TWO_ROW_HEADER).encode(), "terms-titled.csv", TWO_ROW_NAMES, 2,
+            values={(1, "Term 1 / Quiz"): 6}, attributes={"header_row": 2, "header_rows": 2},
+        ), id="two-row-header-below-title"),
+        pytest.param(LoadCase(
+            b",Term 1,,\nName,Quiz,Essay,Final\nAda,8,14,71\n", "lower-name.csv",
+            ["Name", "Term 1 / Quiz", "Term 1 / Essay", "Term 1 / Final"], 1, attributes={"header_rows": 2},
+        ), id="two-row-header-name-in-lower-row"),
+        pytest.param(LoadCase(
+            TWO_ROW_HEADER.encode(), "terms.csv", TWO_ROW_NAMES, 2, attributes={"header_row": 0, "header_rows": 2}, overrides={"header_row": 0},
+        ), id="two-row-header-at-chosen-row"),
+        pytest.param(LoadCase(
+            TWO_ROW_HEADER.encode(), "terms.csv",
+            ["column_1", "Quiz", "Essay", "Final", "Quiz_2", "Essay_2", "Final_2"], 2,
+            attributes={"header_row": 1, "header_rows": 1}, overrides={"header_rows": 1},
+        ), id="two-row-header-turned-off"),
+        pytest.param(LoadCase(
+            b"Class 3A,,Teacher: Li,\nname,score,comment,extra\nAda,91,good,x\nBo,77,ok,y\n", "class.csv",
+            ["name", "score", "comment", "extra"], 2, attributes={"header_row": 1, "header_rows": 1},
+        ), id="title-row-with-two-cells-not-a-group"),
+        pytest.param(LoadCase(
+            b"Grades 2024\nname,score\nAda,91\nBo,77\n", "title.csv", ["name", "score"], 2,
+            attributes={"header_row": 1, "header_rows": 1},
+        ), id="one-cell-title-not-a-group"),
     ]
 
 
@@ -199,6 +250,17 @@ def workbook_cases() -> list:
             "titled.xlsx", ["name", "score", "passed"], 2, kinds={"score": "int64"},
             values={(1, "name"): "Bo"}, attributes={"header_row": 2, "dropped_empty_rows": 2},
         ), id="xlsx-title-rows"),
+        pytest.param(LoadCase(
+            merged_header_workbook(), "学期成绩.xlsx", ["姓名", "第一学期 / 测验", "第一学期 / 作文", "第一学期 / 期末",
+                                                    "第二学期 / 测验", "第二学期 / 期末"], 2,
+            kinds={"姓名": "text", "第一学期 / 期末": "int64"},
+            values={(0, "姓名"): "张三", (1, "第二学期 / 期末"): 70},
+            attributes={"file_format": "xlsx", "header_row": 2, "header_rows": 2},
+        ), id="xlsx-merged-two-row-header"),
+        pytest.param(LoadCase(
+            two_sheets, "gradebook.csv", ["学号", "姓名", "分数", "备注"], 2,
+            attributes={"file_format": "xlsx", "sheet": "期中"},
+        ), id="xlsx-named-csv"),
     ]
 
 
@@ -217,6 +279,30 @@ def test_xls_integral_numbers_become_int64() -> None:
     table = load_table(xls_bytes([["name", "score"], ["Ada", 85], ["Bo", 90]]), "whole.xls")
 
     assert table.frame["score"].dtype == "int64"
+
+
+def test_xls_sheet_choice_and_merged_header() -> None:
+    xlwt = pytest.importorskip("xlwt")
+    workbook = xlwt.Workbook()
+    workbook.add_sheet("封面").write(0, 0, "期末成绩册")
+    sheet = workbook.add_sheet("成绩")
+    sheet.write_merge(0, 1, 0, 0, "学号")
+    sheet.write_merge(0, 0, 1, 2, "Term 1")
+    for column, name in enumerate(["Quiz", "Final"], start=1):
+        sheet.write(1, column, name)
+    for row, values in enumerate([["2024010100001", 8, 71.5], ["2024010100002", 6, 65]], start=2):
+        for column, value in enumerate(values):
+            sheet.write(row, column, value)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    table = load_table(buffer.getvalue(), "old.xls", sheet="成绩")
+
+    assert table.sheet_names == ["封面", "成绩"]
+    assert table.header_rows == 2
+    assert list(table.frame.columns) == ["学号", "Term 1 / Quiz", "Term 1 / Final"]
+    assert table.frame["学号"].tolist() == ["2024010100001", "2024010100002"]
+    assert table.frame["Term 1 / Final"].tolist() == [71.5, 65.0]
 
 
 def assert_kind(series: pd.Series, kind: str) -> None:
@@ -384,6 +470,12 @@ def test_supported_encodings_decode() -> None:
 def test_invalid_arguments_raise_value_error(separator: str | None, header_row: int | None) -> None:
     with pytest.raises(ValueError):
         load_table(b"a,b\n1,2\n", "x.csv", separator=separator, header_row=header_row)
+
+
+@pytest.mark.parametrize("header_rows", [0, 3])
+def test_invalid_header_rows_raise_value_error(header_rows: int) -> None:
+    with pytest.raises(ValueError, match="header_rows must be 1 or 2"):
+        load_table(b"a,b\n1,2\n", "x.csv", header_rows=header_rows)
 
 
 @dataclass
