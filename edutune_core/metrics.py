@@ -3,7 +3,9 @@
 Scores (whole points on a rubric) are compared as essay-scoring research does: quadratic
 weighted kappa (QWK), exact agreement and adjacent (within one point) agreement, plus the
 value errors. Classes get accuracy, macro-F1, per-class recall and a confusion matrix.
-Continuous values get RMSE, MAE and R².
+Continuous values get RMSE, MAE and R². Two-class models also get ROC-AUC and a
+calibration curve from their class probabilities, and cross-validated runs get the mean
+and standard deviation of each metric over the folds.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import math
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
+    brier_score_loss,
     cohen_kappa_score,
     confusion_matrix,
     f1_score,
     mean_absolute_error,
     mean_squared_error,
+    precision_score,
     r2_score,
     recall_score,
+    roc_auc_score,
 )
 
 # The metric that picks the best epoch, and whether a higher value is better.
@@ -79,13 +84,19 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
-    """Accuracy, macro-F1, recall per class and the confusion matrix (rows: true class)."""
+    """Accuracy, macro-F1, precision and recall per class and the confusion matrix (rows: true class).
+
+    A class that is never predicted has precision 0, and a class that never occurs has
+    recall 0, as scikit-learn's ``zero_division=0`` gives.
+    """
     indices = list(range(len(labels)))
     recall = recall_score(y_true, y_pred, labels=indices, average=None, zero_division=0)
+    precision = precision_score(y_true, y_pred, labels=indices, average=None, zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=indices, average="macro", zero_division=0)),
         "recall_per_class": {label: float(value) for label, value in zip(labels, recall)},
+        "precision_per_class": {label: float(value) for label, value in zip(labels, precision)},
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=indices).tolist(),
         "labels": list(labels),
     }
@@ -122,3 +133,72 @@ def is_improvement(family: str, candidate: float, best: float | None) -> bool:
 def _finite(value: float) -> float:
     value = float(value)
     return value if math.isfinite(value) else 0.0
+
+
+def binary_metrics(is_positive: np.ndarray, probability: np.ndarray, bins: int = 10) -> dict:
+    """ROC-AUC, Brier score and a calibration curve for one class of a two-class model.
+
+    Args:
+        is_positive: True where the row belongs to the class of interest.
+        probability: The model's probability of that class for each row.
+        bins: Most equal-width probability bins of the calibration curve; fewer are
+            used for small sets, so that a bin averages about ten rows.
+
+    Returns:
+        ``roc_auc`` (None when only one class occurs, because it is undefined then),
+        ``brier`` and ``calibration`` with the mean predicted probability, the observed
+        share of positives and the row count of each non-empty bin.
+    """
+    is_positive = np.asarray(is_positive, dtype=bool)
+    probability = np.asarray(probability, dtype=np.float64)
+    bins = int(min(bins, max(2, len(probability) // 10)))
+    # The same equal-width bins as sklearn.calibration.calibration_curve(strategy="uniform").
+    bin_ids = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], probability)
+    counts = np.bincount(bin_ids, minlength=bins)
+    filled = counts > 0
+    predicted = np.bincount(bin_ids, weights=probability, minlength=bins)[filled] / counts[filled]
+    observed = np.bincount(bin_ids, weights=is_positive, minlength=bins)[filled] / counts[filled]
+    both_classes = 0 < is_positive.sum() < len(is_positive)
+    return {
+        "roc_auc": float(roc_auc_score(is_positive, probability)) if both_classes else None,
+        "brier": float(brier_score_loss(is_positive, probability)),
+        "calibration": {"predicted": predicted.tolist(), "observed": observed.tolist(),
+                        "count": counts[filled].tolist()},
+    }
+
+
+def score_distribution(teacher: np.ndarray, model: np.ndarray, score_points: tuple[int, int] | None = None) -> dict:
+    """Count how often the teacher and the model give each score point.
+
+    Returns:
+        ``points`` (every point of ``score_points``, plus any other point that occurs),
+        and the ``teacher`` and ``model`` counts per point.
+    """
+    teacher = np.asarray(teacher, dtype=np.int64)
+    model = np.asarray(model, dtype=np.int64)
+    points = np.union1d(teacher, model)
+    if score_points is not None:
+        points = np.union1d(points, np.arange(score_points[0], score_points[1] + 1))
+    return {
+        "points": points.tolist(),
+        "teacher": [int(np.sum(teacher == point)) for point in points],
+        "model": [int(np.sum(model == point)) for point in points],
+    }
+
+
+def summarize_folds(fold_metrics: list[dict]) -> dict:
+    """Average the scalar metrics of several folds and measure their spread.
+
+    Returns:
+        The mean of each scalar metric that every fold has, and ``spread`` with its
+        sample standard deviation over the folds (ddof=1; 0.0 for a single fold).
+    """
+    names = [name for name in SCALAR_METRICS if fold_metrics and all(name in fold for fold in fold_metrics)]
+    summary: dict = {}
+    spread: dict[str, float] = {}
+    for name in names:
+        values = np.array([fold[name] for fold in fold_metrics], dtype=np.float64)
+        summary[name] = float(values.mean())
+        spread[name] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    summary["spread"] = spread
+    return summary

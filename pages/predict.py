@@ -5,11 +5,28 @@ import io
 import pandas as pd
 import streamlit as st
 
+from edutune_core.corrections import (
+    CONFIDENCE,
+    CORRECTION,
+    CORRECTIONS_FILE,
+    LOW_CONFIDENCE_REASON,
+    OUT_OF_RANGE_REASON,
+    PREDICTION,
+    REVIEW,
+    review_table,
+    save_corrections,
+)
 from edutune_core.data import MAX_FILE_BYTES, load_table
+from edutune_core.explain import SENTENCE, UNITS
 from edutune_core.i18n import EduTuneError
 from edutune_core.predict import Predictor
 from edutune_core.runstore import RunRecord
-from pages.common.ui import run_picker, setup_page, show_error, store, t
+from pages.common.explain_view import show_row_explanation, show_text_explanation
+from pages.common.ui import option_labels, run_picker, setup_page, show_error, store, t
+
+
+# The editor shows the first rows of the review order, so the rows to check come first.
+MAX_EDITOR_ROWS = 500
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -25,6 +42,11 @@ def single_example(predictor: Predictor) -> None:
         row = pd.DataFrame({predictor.mapping.text_column: [text]})
     else:
         row = pd.DataFrame([student_form(predictor)])
+    explain = st.toggle(t("explain.toggle"), key="predict_explain", help=t("explain.toggle_help"))
+    unit = SENTENCE
+    if explain and predictor.mapping.text_column is not None:
+        unit = st.radio(t("explain.unit"), UNITS, index=UNITS.index(SENTENCE), horizontal=True,
+                        format_func=option_labels("explain.unit", UNITS), key="predict_explain_unit")
     if st.button(t("predict.run"), type="primary", key="predict_one"):
         try:
             result = predictor.predict_frame(row)
@@ -42,6 +64,10 @@ def single_example(predictor: Predictor) -> None:
             st.dataframe(probabilities, hide_index=True)
         else:
             st.success(t("predict.result", value=value))
+        if explain and predictor.mapping.text_column is not None:
+            show_text_explanation(predictor, text, unit)
+        elif explain:
+            show_row_explanation(predictor, row)
 
 
 def student_form(predictor: Predictor) -> dict:
@@ -67,10 +93,11 @@ def batch_file(predictor: Predictor, record: RunRecord) -> None:
         table = load_table(uploaded.getvalue(), uploaded.name)
         result = predictor.with_predictions(table.frame, column=t("predict.column"),
                                             confidence_column=t("predict.confidence_column"))
+        review = review_table(predictor, table.frame)
     except EduTuneError as error:
         show_error(error)
         return
-    st.dataframe(result.head(100), width="stretch")
+    review_and_correct(predictor, record, review)
     stem = uploaded.name.rsplit(".", 1)[0]
     columns = st.columns(2)
     # A byte-order mark makes Excel read the CSV as UTF-8, so Chinese text shows correctly.
@@ -82,8 +109,34 @@ def batch_file(predictor: Predictor, record: RunRecord) -> None:
                                mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
+def review_and_correct(predictor: Predictor, record: RunRecord, review: pd.DataFrame) -> None:
+    """Show the predictions with the rows to check first, and save the teacher's corrections."""
+    flagged = int((review[REVIEW] != "").sum())
+    st.markdown(t("corrections.summary", rows=len(review), flagged=flagged))
+    shown = review.copy()
+    shown[REVIEW] = shown[REVIEW].map(lambda reason: reason and REVIEW_LABELS[reason])
+    headers = {PREDICTION: t("predict.column"), CONFIDENCE: t("predict.confidence_column"),
+               REVIEW: t("corrections.review"), CORRECTION: t("corrections.correction")}
+    locked = [headers.get(column, str(column)) for column in shown.columns if column != CORRECTION]
+    edited = st.data_editor(shown.head(MAX_EDITOR_ROWS).rename(columns=headers), disabled=locked,
+                            key="predict_corrections", width="stretch")
+    st.caption(t("corrections.help", target=predictor.mapping.target, rows=MAX_EDITOR_ROWS))
+    if st.button(t("corrections.save"), key="predict_save_corrections"):
+        corrected = review.head(MAX_EDITOR_ROWS).copy()
+        corrected[CORRECTION] = edited[t("corrections.correction")].to_numpy()
+        try:
+            saved = save_corrections(record.run_dir, predictor, corrected)
+        except EduTuneError as error:
+            show_error(error)
+            return
+        if saved:
+            st.success(t("corrections.saved", count=saved, file=CORRECTIONS_FILE))
+        else:
+            st.info(t("corrections.none"))
+
 setup_page("nav.predict")
 st.title(t("predict.title"))
+REVIEW_LABELS = {reason: t(f"corrections.reason.{reason}") for reason in (LOW_CONFIDENCE_REASON, OUT_OF_RANGE_REASON)}
 runs = [record for record in store().list_runs() if (record.run_dir / "model" / "edutune.json").exists()]
 record = run_picker(runs, key="predict_run")
 if record is None:

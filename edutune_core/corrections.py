@@ -1,0 +1,144 @@
+"""Review-first batch predictions and the teacher's corrections as new training rows.
+
+``review_table`` predicts a file and puts the rows a teacher should check first at the
+top: classes predicted with low confidence, and scores whose unrounded value fell
+outside the rubric before it was clipped. The teacher fills in the ``correction``
+column. ``save_corrections`` checks the corrections and appends them to the run
+folder's ``corrections.csv``, in the layout of the training file (input columns plus
+the target column), with a ``corrected_from`` column that keeps the model's prediction.
+``training_rows_with_corrections`` adds them to a run's training rows for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from edutune_core.i18n import DataError
+from edutune_core.predict import Predictor
+from edutune_core.tasks import CLASSIFICATION, ColumnMapping
+
+logger = logging.getLogger(__name__)
+
+CORRECTIONS_FILE = "corrections.csv"
+# A class predicted with a lower probability than this is listed for review.
+LOW_CONFIDENCE = 0.6
+# A score whose unrounded value is more than this beyond the rubric is listed for review.
+OUT_OF_RANGE_MARGIN = 0.5
+LOW_CONFIDENCE_REASON = "low_confidence"
+OUT_OF_RANGE_REASON = "out_of_range"
+PREDICTION, CONFIDENCE, REVIEW, CORRECTION = "prediction", "confidence", "review", "correction"
+CORRECTED_FROM, CORRECTED_AT = "corrected_from", "corrected_at"
+# Column that marks where each training row came from, when corrections are added.
+SOURCE_COLUMN = "edutune_source"
+
+
+def review_table(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
+    """Predict ``frame`` and return its rows with the ones to review first.
+
+    Returns:
+        The predicted rows of ``frame`` (index kept) with ``prediction``, ``confidence``
+        (classes only), ``review`` (a reason key, or "" when the row needs no review)
+        and an empty ``correction`` column. Rows to review come first, the least
+        certain first; the others keep their order.
+    """
+    prediction = predictor.predict_frame(frame)
+    table = frame.loc[prediction.row_index].drop(columns=[predictor.mapping.target], errors="ignore").copy()
+    table[PREDICTION] = pd.Series(prediction.values, index=prediction.row_index, dtype=object)
+    reasons = np.full(len(table), "", dtype=object)
+    urgency = np.zeros(len(table))
+    if prediction.confidence is not None:
+        table[CONFIDENCE] = np.round(prediction.confidence, 4)
+        low = prediction.confidence < LOW_CONFIDENCE
+        reasons[low] = LOW_CONFIDENCE_REASON
+        urgency = np.where(low, 1.0 - prediction.confidence, 0.0)
+    elif predictor.score_points is not None:
+        low_point, high_point = predictor.score_points
+        beyond = np.maximum(low_point - prediction.raw, prediction.raw - high_point)
+        outside = beyond > OUT_OF_RANGE_MARGIN
+        reasons[outside] = OUT_OF_RANGE_REASON
+        urgency = np.where(outside, beyond, 0.0)
+    table[REVIEW] = reasons
+    table[CORRECTION] = pd.Series([None] * len(table), index=table.index, dtype=object)
+    order = np.lexsort((np.arange(len(table)), -urgency, reasons == ""))
+    return table.iloc[order]
+
+
+def _check_correction(value: object, predictor: Predictor) -> object:
+    """Return the correction in the target column's form, or raise DataError."""
+    mapping = predictor.mapping
+    if mapping.problem == CLASSIFICATION and mapping.pass_mark is None:
+        label = str(value).strip()
+        if label not in predictor.labels:
+            raise DataError("corrections.unknown_label", value=label, labels=", ".join(predictor.labels))
+        return label
+    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    if pd.isna(number):
+        raise DataError("corrections.not_a_number", value=str(value), column=mapping.target)
+    if predictor.score_points is not None:
+        low, high = predictor.score_points
+        if number != int(number) or not low <= number <= high:
+            raise DataError("corrections.not_a_score", value=str(value), low=low, high=high)
+    return float(number)
+
+
+def save_corrections(run_dir: Path | str, predictor: Predictor, table: pd.DataFrame) -> int:
+    """Append the rows of ``table`` that have a correction to the run's ``corrections.csv``.
+
+    A pass/fail model takes the corrected grade (a number), because the pass mark turns
+    it into pass or fail when the next run reads it.
+
+    Returns:
+        The number of corrections saved.
+
+    Raises:
+        DataError: A correction is not a class of the model, not a number, or not a
+            whole score within the rubric. Nothing is saved then.
+    """
+    filled = table[table[CORRECTION].notna() & (table[CORRECTION].astype(str).str.strip() != "")]
+    if filled.empty:
+        return 0
+    rows = filled.drop(columns=[PREDICTION, CONFIDENCE, REVIEW, CORRECTION], errors="ignore").copy()
+    rows[predictor.mapping.target] = [_check_correction(value, predictor) for value in filled[CORRECTION]]
+    rows[CORRECTED_FROM] = filled[PREDICTION].astype(str).to_numpy()
+    rows[CORRECTED_AT] = time.strftime("%Y-%m-%d %H:%M:%S")
+    path = Path(run_dir) / CORRECTIONS_FILE
+    earlier = load_corrections(run_dir)
+    combined = rows if earlier is None else pd.concat([earlier, rows], ignore_index=True)
+    combined.to_csv(path, index=False, encoding="utf-8")
+    logger.info("saved %d corrections to %s (%d in all)", len(rows), path, len(combined))
+    return len(rows)
+
+
+def load_corrections(run_dir: Path | str) -> pd.DataFrame | None:
+    """Return the run's saved corrections, or None when there are none."""
+    path = Path(run_dir) / CORRECTIONS_FILE
+    if not path.exists():
+        return None
+    return pd.read_csv(path, encoding="utf-8")
+
+
+def training_rows_with_corrections(frame: pd.DataFrame, corrections: pd.DataFrame,
+                                   mapping: ColumnMapping) -> tuple[pd.DataFrame, ColumnMapping]:
+    """Add corrections to a run's training rows, marking each row's source.
+
+    Columns of the corrections that the training rows lack (extra columns of the
+    predicted file) are dropped, so they cannot become model inputs.
+
+    Returns:
+        The combined table, with ``edutune_source`` set to ``original`` or ``correction``,
+        and the mapping with that column and the correction bookkeeping columns ignored,
+        so that they never become model inputs.
+    """
+    original = frame.assign(**{SOURCE_COLUMN: "original"})
+    kept = [column for column in corrections.columns if column in frame.columns or column in (CORRECTED_FROM,
+                                                                                              CORRECTED_AT)]
+    added = corrections[kept].assign(**{SOURCE_COLUMN: "correction"})
+    combined = pd.concat([original, added], ignore_index=True)
+    ignored = [*mapping.ignore_columns, *(column for column in (SOURCE_COLUMN, CORRECTED_FROM, CORRECTED_AT)
+                                          if column not in mapping.ignore_columns)]
+    return combined, ColumnMapping.from_dict({**mapping.to_dict(), "ignore_columns": ignored})
