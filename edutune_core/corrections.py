@@ -142,3 +142,36 @@ def training_rows_with_corrections(frame: pd.DataFrame, corrections: pd.DataFram
     ignored = [*mapping.ignore_columns, *(column for column in (SOURCE_COLUMN, CORRECTED_FROM, CORRECTED_AT)
                                           if column not in mapping.ignore_columns)]
     return combined, ColumnMapping.from_dict({**mapping.to_dict(), "ignore_columns": ignored})
+
+
+def retrain_with_corrections(store, record, manager=None):
+    """Create the next run: this run's rows plus its corrections, starting from its model.
+
+    The new run records its parent run and the number of corrected rows, so the history
+    shows which labels came from corrections. It is queued on ``manager`` when given.
+
+    Raises:
+        DataError: The run has no saved corrections.
+    """
+    import dataclasses
+
+    from edutune_core.char_model import CHAR_MODEL
+    from edutune_core.config import TrainConfig
+    from edutune_core.runner import TRAIN_SNAPSHOT, create_run
+
+    corrections = load_corrections(record.run_dir)
+    if corrections is None or corrections.empty:
+        raise DataError("corrections.nothing_to_retrain", run=record.name)
+    snapshot = pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT)
+    mapping = ColumnMapping.from_dict(record.config["mapping"])
+    combined, combined_mapping = training_rows_with_corrections(snapshot, corrections, mapping)
+    config = TrainConfig.from_dict(record.config["train"])
+    if config.model != CHAR_MODEL and mapping.image_column is None:
+        # Continue from this run's tuned model rather than from the pretrained one.
+        config = dataclasses.replace(config, model=str(record.run_dir))
+    child = create_run(store, combined, combined_mapping, config, data_name=record.data_name,
+                       name=f"{record.name} + {len(corrections)}",
+                       extra_summary={"parent_run": record.run_id, "corrected_rows": int(len(corrections))})
+    if manager is not None:
+        manager.submit(child.run_id)
+    return child

@@ -14,6 +14,7 @@ from edutune_core.corrections import (
     PREDICTION,
     REVIEW,
     review_table,
+    retrain_with_corrections,
     save_corrections,
 )
 from edutune_core.data import MAX_FILE_BYTES, load_table
@@ -22,7 +23,7 @@ from edutune_core.i18n import EduTuneError
 from edutune_core.predict import Predictor
 from edutune_core.runstore import RunRecord
 from pages.common.explain_view import show_row_explanation, show_text_explanation
-from pages.common.ui import option_labels, run_picker, setup_page, show_error, store, t
+from pages.common.ui import manager, option_labels, run_picker, setup_page, show_error, store, t
 
 
 # The editor shows the first rows of the review order, so the rows to check come first.
@@ -133,6 +134,15 @@ def review_and_correct(predictor: Predictor, record: RunRecord, review: pd.DataF
             st.success(t("corrections.saved", count=saved, file=CORRECTIONS_FILE))
         else:
             st.info(t("corrections.none"))
+    if (record.run_dir / CORRECTIONS_FILE).exists() and st.button(t("corrections.retrain"), key="predict_retrain",
+                                                                   help=t("corrections.retrain_help")):
+        try:
+            child = retrain_with_corrections(store(), record, manager())
+        except EduTuneError as error:
+            show_error(error)
+            return
+        st.session_state["run_id"] = child.run_id
+        st.switch_page("pages/train.py")
 
 setup_page("nav.predict")
 st.title(t("predict.title"))

@@ -133,3 +133,29 @@ def test_extra_columns_of_corrections_are_dropped():
                                                                                   text_column="essay"))
     assert "teacher_note" not in combined.columns
     assert len(combined) == 13
+
+
+def test_retrain_with_corrections_records_parent(tmp_path):
+    from conftest import make_gradebook
+    from edutune_core.config import TrainConfig
+    from edutune_core.corrections import CORRECTIONS_FILE, retrain_with_corrections
+    from edutune_core.runner import create_run, execute_run
+    from edutune_core.runstore import COMPLETED, RunStore
+    from edutune_core.tasks import CLASSIFICATION, ColumnMapping
+
+    store = RunStore(tmp_path)
+    mapping = ColumnMapping(target="final", problem=CLASSIFICATION, pass_mark=60, ignore_columns=["student_id"])
+    parent = execute_run(store, create_run(store, make_gradebook(), mapping, TrainConfig.for_task(False, epochs=2),
+                                           data_name="g").run_id)
+    with pytest.raises(DataError) as raised:
+        retrain_with_corrections(store, parent)
+    assert raised.value.key == "corrections.nothing_to_retrain"
+
+    corrected = make_gradebook(5, seed=9).assign(final=[80, 30, 90, 20, 70])
+    corrected.to_csv(parent.run_dir / CORRECTIONS_FILE, index=False)
+    child = execute_run(store, retrain_with_corrections(store, parent).run_id)
+    assert child.status == COMPLETED, child.error
+    assert child.summary["parent_run"] == parent.run_id
+    assert child.summary["corrected_rows"] == 5
+    assert child.summary["rows_used"] == 205
+    assert any(event["kind"] == "warm_start" for event in store.events(child.run_id))
