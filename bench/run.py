@@ -102,12 +102,17 @@ def edutune_training(store: RunStore, manager: JobManager, train, validation, co
 
 
 def hand_loop(train, config) -> dict:
-    """The minimal PyTorch loop: same model, optimizer, batch size, max length and padding."""
+    """The minimal PyTorch loop: same model, optimizer, batch size, max length and padding.
+
+    Like EduTune and ``Trainer``, it trains with dropout on (``model.train()``) and clips
+    gradients to norm 1.0, so all three do the same arithmetic per step.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
     model = AutoModelForSequenceClassification.from_pretrained(bundled_model_path(), num_labels=1)
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     targets = torch.tensor(train["domain1_score"].to_numpy(), dtype=torch.float32)
     targets = (targets - targets.mean()) / targets.std()
@@ -122,6 +127,7 @@ def hand_loop(train, config) -> dict:
         loss = torch.nn.functional.mse_loss(model(**batch).logits.squeeze(-1), targets[rows])
         optimizer.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         times.append(time.perf_counter() - began)
     return {"seconds_per_step": float(np.mean(times[1:]))}
