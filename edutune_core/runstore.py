@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 import uuid
@@ -19,10 +20,18 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from edutune_core.i18n import EduTuneError
+
 logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
 COMPLETED, STOPPED, FAILED, INTERRUPTED = "completed", "stopped", "failed", "interrupted"
+# A deleted run keeps its row (name, settings, curves) so the history can say it was
+# deleted; its folder with the data snapshot, weights and checkpoint is gone.
+DELETED = "deleted"
+# What a run writes into its folder (see runner, checkpoint, training and evaluation).
+_RUN_FILES = ("train_data.parquet", "validation_data.parquet", "model", "checkpoint", "checkpoint.tmp",
+              "checkpoint.old", "metrics.json", "validation_predictions.csv")
 ACTIVE_STATUSES = (QUEUED, RUNNING, STOPPING)
 FINAL_STATUSES = (COMPLETED, STOPPED, FAILED, INTERRUPTED)
 
@@ -100,13 +109,24 @@ class RunStore:
     """
 
     def __init__(self, home: Path | str | None = None) -> None:
+        """Open or create the store.
+
+        Raises:
+            EduTuneError: ``store.not_writable`` when the folder or the database cannot be
+                created or written (read-only disk, full disk, a file in the way).
+        """
         self.home = Path(home) if home is not None else default_home()
         self.runs_dir = self.home / "runs"
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.home / "edutune.sqlite"
-        with closing(self._connect()) as connection, connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as connection, connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            logger.error("cannot use the data folder %s: %s", self.home, reason)
+            raise EduTuneError("store.not_writable", folder=str(self.home), reason=reason) from error
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.db_path, timeout=30)
@@ -220,6 +240,40 @@ class RunStore:
         with closing(self._connect()) as connection, connection:
             for table in ("points", "events", "runs"):
                 connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+
+    def mark_deleted(self, run_id: str) -> RunRecord:
+        """Delete a run's files (data snapshot, predictions, weights, checkpoint) and keep its row as deleted.
+
+        A folder under ``runs_dir`` is removed whole. A folder elsewhere (a command-line
+        ``--output``) may hold the user's own files, so only the names in ``_RUN_FILES``
+        are removed from it, and the folder itself only when it is then empty. The
+        metrics are cleared too, so pages that list runs with metrics skip it.
+
+        Raises:
+            KeyError: No run has this id.
+            ValueError: The run is queued or training; stop it first.
+            OSError: A file could not be removed; the row is left unchanged.
+        """
+        record = self.get_run(run_id)
+        if record.is_active:
+            raise ValueError(f"run {run_id} is {record.status}; stop it before deleting it")
+        folder = record.run_dir
+        if folder.exists() and folder.resolve().is_relative_to(self.runs_dir.resolve()):
+            shutil.rmtree(folder)
+        elif folder.exists():
+            for name in _RUN_FILES:
+                path = folder / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        self._write("UPDATE runs SET status = ?, updated_at = ?, metrics_json = NULL WHERE run_id = ?",
+                    (DELETED, time.time(), run_id))
+        self.add_event(run_id, "deleted", {})
+        logger.info("deleted the files of run %s in %s", run_id, folder)
+        return self.get_run(run_id)
 
 
 def _process_alive(pid: int) -> bool:

@@ -1,18 +1,20 @@
-"""History page: every run with its data, settings, curves and metrics; export and delete."""
+"""History page: every run with its data, settings, curves and metrics; export, import and delete."""
 
-import shutil
+import logging
 import time
 
 import pandas as pd
 import streamlit as st
 
-from edutune_core.export import export_run
+from edutune_core.export import MAX_IMPORT_BYTES, export_run, import_run
 from edutune_core.i18n import EduTuneError
 from edutune_core.metrics import PRIMARY_METRIC, metric_family
 from edutune_core.progress import curves
-from edutune_core.runstore import RunRecord
+from edutune_core.runstore import DELETED, RunRecord
 from pages.common.charts import loss_figure, metric_figure
 from pages.common.ui import run_picker, setup_page, show_error, status_name, store, t, task_name
+
+logger = logging.getLogger(__name__)
 
 
 def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
@@ -34,6 +36,9 @@ def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
 
 
 def run_details(record: RunRecord) -> None:
+    if record.status == DELETED:
+        deleted_at = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.updated_at))
+        st.info(t("history.deleted", time=deleted_at))
     summary, settings = st.columns(2)
     with summary:
         st.markdown(f"**{t('history.summary')}**")
@@ -61,18 +66,44 @@ def run_actions(record: RunRecord) -> None:
         else:
             left.download_button(t("history.export"), archive, file_name=f"edutune-{record.run_id}.zip",
                                  mime="application/zip", help=t("history.export_help"))
-    if record.is_active:
+    if record.is_active or record.status == DELETED:
         return
     confirmed = right.checkbox(t("history.confirm_delete"), key=f"confirm_delete_{record.run_id}")
-    if right.button(t("history.delete"), key=f"delete_{record.run_id}", disabled=not confirmed):
-        store().delete_run(record.run_id)
-        shutil.rmtree(record.run_dir, ignore_errors=True)
-        st.session_state.pop("run_id", None)
-        st.rerun()
+    if right.button(t("history.delete"), key=f"delete_{record.run_id}", disabled=not confirmed,
+                    help=t("history.delete_help")):
+        delete_files(record)
+
+
+def delete_files(record: RunRecord) -> None:
+    try:
+        store().mark_deleted(record.run_id)
+    except (OSError, ValueError) as error:
+        logger.warning("could not delete the files of run %s: %s", record.run_id, error)
+        st.error(t("history.delete_failed", reason=getattr(error, "strerror", None) or str(error)))
+        return
+    st.rerun()
+
+
+def import_section() -> None:
+    """Offer to import a zip exported by EduTune; the import runs when the button is pressed."""
+    with st.expander(t("history.import")):
+        limit_mb = MAX_IMPORT_BYTES // 2**20
+        uploaded = st.file_uploader(t("history.import_upload"), type=["zip"], key="history_import_file",
+                                    max_upload_size=limit_mb, help=t("history.import_help", limit=limit_mb))
+        if uploaded is None or not st.button(t("history.import"), key="history_import"):
+            return
+        try:
+            record = import_run(store(), uploaded.getvalue(), uploaded.name)
+        except EduTuneError as error:
+            show_error(error)
+            return
+        st.session_state["run_id"] = record.run_id
+        st.success(t("history.imported", name=record.name))
 
 
 setup_page("nav.history")
 st.title(t("history.title"))
+import_section()
 runs = store().list_runs()
 if not runs:
     st.info(t("history.none"))

@@ -6,9 +6,11 @@ in ``edutune_core``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 import time
 
@@ -107,13 +109,19 @@ def _access_allowed() -> tuple[str | None, bool]:
         _error_in_both_languages(error.key, **error.params)
         return None, False
     if mode == REFUSE:
-        logger.error("refusing to serve pages on %r without a password; set %s", address, PASSWORD_ENV)
+        _log_refusal(address)
         _error_in_both_languages("security.refused", address=address or "0.0.0.0")
         return mode, False
     if mode == OPEN or st.session_state.get(SIGNED_IN_KEY) == _fingerprint(stored):
         return mode, True
     _login_form(stored)
     return mode, False
+
+
+@functools.cache
+def _log_refusal(address: str | None) -> None:
+    # Cached, so the log gets one line per address and not one per page view.
+    logger.error("refusing to serve pages on %r without a password; set %s", address, PASSWORD_ENV)
 
 
 def _error_in_both_languages(key: str, **params: object) -> None:
@@ -165,7 +173,23 @@ def _store_ready() -> bool:
         show_error(EduTuneError("store.not_writable", folder=str(default_home()),
                                 reason=getattr(error, "strerror", None) or str(error)))
         return False
+    _warn_low_space()
     return True
+
+
+# A checkpoint holds the weights twice plus the optimizer state, about four times the
+# model size: some 1.7 GB for a base-size text model, so less than 1 GiB free is a risk.
+LOW_SPACE_BYTES = 2**30
+
+
+def _warn_low_space() -> None:
+    home = default_home()
+    try:
+        free = shutil.disk_usage(home).free
+    except OSError:
+        return
+    if free < LOW_SPACE_BYTES:
+        st.warning(t("store.low_space", folder=str(home), free_mb=free // 2**20))
 
 
 def option_labels(key_prefix: str, values) -> callable:
