@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 # EDUTUNE_OFFLINE=1 stops every model download. huggingface_hub and transformers read
-# these variables when they are first imported, so the switch holds where this package
+# these variables when they are first imported, so the switch works where this package
 # is imported before them, as in app.py and the command line.
 OFFLINE_ENV = "EDUTUNE_OFFLINE"
 if os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):

@@ -1,6 +1,6 @@
 """Export a finished run as a zip, and import such a zip as a new run.
 
-An export holds the weights (safetensors), config, label map, tokenizer, metrics,
+An export contains the weights (safetensors), config, label map, tokenizer, metrics,
 validation predictions and a model card. The data snapshots and the checkpoint are left
 out on purpose: an export is meant to be shared, the training rows are students' data,
 and a checkpoint contains pickled training state.
@@ -33,14 +33,15 @@ logger = logging.getLogger(__name__)
 
 _EXPORTED_FILES = ("metrics.json", "validation_predictions.csv")
 
-# Import limits. An export of the bundled model is about 90 MB packed; the limits leave
-# room for base-size models (about 450 MB) while bounding memory and disk use.
+# Import limits. An export of the bundled model is about 90 MB packed, and one of a
+# 110-million-parameter model an estimated 400 MB. The limits leave room for those and
+# bound memory and disk use.
 MAX_IMPORT_BYTES = 1024 * 2**20
 MAX_UNPACKED_BYTES = 4 * 2**30
 MAX_IMPORT_FILES = 200
 MAX_COMPRESSION_RATIO = 100
 # Small files, such as a config of repeated spaces, may compress far better than any
-# model, so the ratio is checked only from this size up; they still count to the total.
+# model, so the ratio is checked only from this size up. They still count to the total.
 _RATIO_MIN_BYTES = 2**20
 _MAX_JSON_BYTES = 16 * 2**20
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
@@ -125,7 +126,7 @@ def import_run(store: RunStore, data: bytes, file_name: str = "run.zip") -> RunR
         The new run, with a new id.
 
     Raises:
-        RunImportError: The zip is too large, damaged, not an EduTune export, holds a
+        RunImportError: The zip is too large, damaged, not an EduTune export, contains a
             pickled file, a checkpoint, a link or another unexpected entry, or its model
             does not load.
         SecurityError: An entry's path would leave the run folder.

@@ -26,10 +26,10 @@ logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
 COMPLETED, STOPPED, FAILED, INTERRUPTED = "completed", "stopped", "failed", "interrupted"
-# A deleted run keeps its row (name, settings, curves) so the history can say it was
-# deleted; its folder with the data snapshot, weights and checkpoint is gone.
+# A deleted run keeps its row (name, settings, curves), so the history can show that it
+# was deleted. Its folder with the data snapshot, weights and checkpoint is gone.
 DELETED = "deleted"
-# What a run writes into its folder (see runner, checkpoint, training and evaluation).
+# Files and folders a run writes into its folder (see runner, checkpoint, training and evaluation).
 _RUN_FILES = ("train_data.parquet", "validation_data.parquet", "model", "checkpoint", "checkpoint.tmp",
               "checkpoint.old", "metrics.json", "validation_predictions.csv")
 ACTIVE_STATUSES = (QUEUED, RUNNING, STOPPING)

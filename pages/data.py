@@ -76,7 +76,8 @@ def file_choices() -> dict[str, tuple[str, Path]]:
 
 
 def choose_file() -> tuple[str, str, bytes] | None:
-    uploaded = st.file_uploader(t("data.upload"), type=["csv", "tsv", "txt", "xlsx", "xls"],
+    # A fixed key keeps the upload when the language, and with it the label, changes.
+    uploaded = st.file_uploader(t("data.upload"), type=["csv", "tsv", "txt", "xlsx", "xls"], key="data_upload",
                                 help=t("data.upload_help", limit=MAX_FILE_BYTES // 2**20))
     if uploaded is not None and st.session_state.get("last_upload") != uploaded.file_id:
         st.session_state["last_upload"] = uploaded.file_id

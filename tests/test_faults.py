@@ -46,6 +46,7 @@ from test_browser import (  # noqa: F401 - chromium is a fixture
     open_page,
     set_number,
     status_line,
+    upload,
     wait_for_more_points,
     wait_until,
 )
@@ -118,7 +119,7 @@ def kill_during_checkpoint(watch: CreationWatch, runs_dir: Path, process: subpro
 def start_gradebook_run(page, epochs: int) -> None:
     """Upload the English gradebook and start a run with one held-out split (no cross-validation)."""
     page.get_by_role("heading", name="Data", exact=True).wait_for()
-    page.locator("input[type=file]").first.set_input_files(str(SAMPLES / "gradebook_en.csv"))
+    upload(page, "gradebook_en.csv", "File", "Continue to training")
     page.get_by_role("link", name="Continue to training").click()
     page.get_by_role("heading", name="Train", exact=True).wait_for()
     set_number(page, "Epochs", epochs)
@@ -187,6 +188,48 @@ def test_server_killed_mid_training_resumes(chromium, tmp_path):
 
 
 @browser_only
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watching folders needs Linux inotify")
+def test_server_killed_during_checkpoint_write(chromium, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    # A table checkpoint takes a few milliseconds to write. The server runs at the lowest
+    # priority, so that the test process wakes up and kills it before the write completes.
+    with launch_server(home, wrapper=lambda command: ["nice", "-n", "19", *command]) as (base, process):
+        page = open_page(chromium, f"{base}/data", "en-US")
+        step = Steps(page, "kill_in_checkpoint")
+        watch = CreationWatch()
+        try:
+            with step("kill_while_writing_third_checkpoint"):
+                page.get_by_role("heading", name="Data", exact=True).wait_for()
+                watch.add(home / "runs")
+                start_gradebook_run(page, epochs=25)
+                run_dir = kill_during_checkpoint(watch, home / "runs", process, nth=3)
+        finally:
+            watch.close()
+        page.context.close()
+
+    partial = run_dir / "checkpoint.tmp"
+    assert partial.is_dir()
+    assert not (partial / "progress.json").exists(), "the kill came after the checkpoint was complete"
+    assert find_checkpoint(run_dir) == run_dir / "checkpoint"
+
+    store = RunStore(home)
+    run_id = next(record.run_id for record in store.list_runs() if record.run_dir == run_dir.resolve())
+    with launch_server(home) as (base, _):
+        page = open_page(chromium, f"{base}/train", "en-US")
+        step.page = page
+        with step("restarted_shows_interrupted"):
+            check_interrupted_page(page, store, run_id)
+        with step("resume_finishes"):
+            page.get_by_role("button", name="Resume").click()
+            status_line(page, RUN_NAME, "completed").wait_for(timeout=240_000)
+            check_finished_cleanly(store, run_id)
+        page.context.close()
+
+
+# Checkpoint states after a crash, without a server
+
+
 def stopped_run(store: RunStore):
     """Train a table run until its second checkpoint, then stop it, as the Stop button does."""
     record = create_run(store, make_gradebook(120), ColumnMapping(target="final", problem=REGRESSION),
@@ -283,7 +326,7 @@ def on_tmpfs(home: Path, size: str, then: str = ""):
      "database or disk is full"),
     ("read_only_empty", "1m", "mount -o remount,ro {home}", "Read-only file system"),
     ("read_only_store", "1m", CREATE_STORE + " {home} && mount -o remount,ro {home}", "unable to open database file"),
-])
+], ids=["full_disk", "read_only_empty", "read_only_store"])
 def test_unwritable_data_folder_shows_message(chromium, tmp_path, case, size, then, reason):
     home = tmp_path / "home"
     home.mkdir()

@@ -44,9 +44,10 @@ from edutune_core.security import (
     verify_password,
 )
 from edutune_core.tasks import REGRESSION, ColumnMapping
+from pages.common.ui import PAGES as MENU
 
 APP = str(ROOT / "app.py")
-PAGES = ("app.py", "pages/data.py", "pages/train.py", "pages/results.py", "pages/predict.py", "pages/history.py")
+PAGES = [script for script, _title, _icon in MENU]
 
 
 # Passwords and access modes
@@ -550,6 +551,25 @@ def test_import_rejects_broken_exports(trained_run, tmp_path, change, key):
     entries = entries_of(archive)
     change(entries, next(iter(entries)).split("/")[0])
     assert rejected(RunStore(tmp_path / "home"), zip_of(entries)).key == key
+
+
+def test_torch_load_only_with_weights_only():
+    """Only the checkpoint module unpickles, and only files this program wrote into a run folder."""
+    unsafe = []
+    for path in [*(ROOT / "edutune_core").rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if "torch.load(" in line and "weights_only=True" not in line and path.name != "checkpoint.py":
+                unsafe.append(f"{path.relative_to(ROOT)}:{number}")
+    assert unsafe == []
+
+
+def test_run_name_cannot_choose_folder(tmp_path):
+    store = RunStore(tmp_path / "home")
+    record = create_run(store, make_gradebook(60), ColumnMapping(target="final", problem=REGRESSION),
+                        TrainConfig.for_task(False, epochs=1), data_name="../../grades.csv", name="../../../etc/x")
+    assert record.run_dir.parent == store.runs_dir.resolve()
+    assert record.run_dir.name == record.run_id
+    assert not (tmp_path / "etc").exists()
 
 
 def test_import_rejects_other_files(tmp_path):
