@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+from pathlib import Path
+
 import pandas as pd
 
+from edutune_core.i18n import EduTuneError
 from edutune_core.metrics import PRIMARY_METRIC, SCALAR_METRICS, metric_family
 from edutune_core.progress import curves
 from edutune_core.runstore import RunRecord, RunStore
 
+logger = logging.getLogger(__name__)
+
 ALIGNMENTS = ("step", "epoch", "seconds")
+IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+# Browser program names that Debian and Ubuntu packages install on the PATH.
+SYSTEM_CHROMIUM = ("chromium", "chromium-browser")
+# Seconds Kaleido waits for the browser to draw one image.
+IMAGE_TIMEOUT = 60
+DEFAULT_IMAGE_WIDTH = 1000
+DEFAULT_IMAGE_HEIGHT = 450
 
 
 def aligned_curves(store: RunStore, records: list[RunRecord], split: str, metric: str, align: str,
@@ -112,3 +127,70 @@ def tensorboard_zip(store: RunStore, records: list[RunRecord]) -> bytes:
                 if path.is_file():
                     archive.write(path, path.relative_to(folder).as_posix())
     return buffer.getvalue()
+
+
+class ChartImageError(EduTuneError):
+    """A chart that cannot be written as an image (no browser, or the browser failed)."""
+
+
+def chromium_path() -> str | None:
+    """Return the Chrome or Chromium program that Kaleido drives, or None when there is none.
+
+    The search looks at ``$BROWSER_PATH``, then Chromium on the PATH (Debian's
+    ``/usr/bin/chromium``), then choreographer's own search: a copy that
+    ``kaleido_get_chrome`` downloaded earlier, then Chrome or Chromium on the PATH or in
+    their usual folders. When ``BROWSER_PATH`` is unset and the system Chromium is
+    found, ``BROWSER_PATH`` is set to it, which plotly's own ``to_image`` also reads.
+    A ``BROWSER_PATH`` that names no executable file counts as no browser. Nothing is
+    downloaded.
+    """
+    configured = os.environ.get("BROWSER_PATH")
+    if configured:
+        return configured if os.path.isfile(configured) and os.access(configured, os.X_OK) else None
+    for name in SYSTEM_CHROMIUM:
+        found = shutil.which(name)
+        if found:
+            os.environ.setdefault("BROWSER_PATH", found)
+            return found
+    from choreographer.browsers.chromium import Chromium
+
+    return Chromium.find_browser(skip_local=False)
+
+
+def figure_image(figure, fmt: str, *, width: int | None = None, height: int | None = None,
+                 scale: float = 1.0) -> bytes:
+    """Draw a plotly figure as a PNG or SVG image with Kaleido and return the file's bytes.
+
+    The page loads plotly.js from the plotly package and no MathJax, so the browser
+    fetches nothing from the network. The size is the figure's own, else
+    ``DEFAULT_IMAGE_WIDTH`` by ``DEFAULT_IMAGE_HEIGHT`` pixels (times ``scale`` for PNG).
+
+    Raises:
+        ValueError: ``fmt`` is not a key of ``IMAGE_TYPES``.
+        ChartImageError: ``compare.image_no_browser`` when no Chrome or Chromium is
+            installed, ``compare.image_failed`` when the browser fails or times out.
+    """
+    if fmt not in IMAGE_TYPES:
+        raise ValueError(f"unsupported image format {fmt!r}; expected one of {sorted(IMAGE_TYPES)}")
+    browser = chromium_path()
+    if browser is None:
+        raise ChartImageError("compare.image_no_browser")
+    import kaleido
+    import plotly
+    from choreographer.browsers.chromium import ChromeNotFoundError
+
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not plotly_js.is_file():
+        # Without it Kaleido would load plotly.js from a CDN.
+        raise ChartImageError("compare.image_failed", error=f"{plotly_js} is missing")
+    options = {"format": fmt, "width": width or figure.layout.width or DEFAULT_IMAGE_WIDTH,
+               "height": height or figure.layout.height or DEFAULT_IMAGE_HEIGHT, "scale": scale}
+    settings = {"path": browser, "mathjax": False, "plotlyjs": str(plotly_js), "timeout": IMAGE_TIMEOUT}
+    try:
+        image = kaleido.calc_fig_sync(figure.to_dict(), opts=options, kopts=settings)
+    except ChromeNotFoundError:
+        raise ChartImageError("compare.image_no_browser") from None
+    except Exception as error:  # noqa: BLE001 - Kaleido and choreographer raise many unrelated types
+        logger.exception("drawing a %s chart image with %s failed", fmt, browser)
+        raise ChartImageError("compare.image_failed", error=f"{type(error).__name__}: {error}"[:300]) from error
+    return image if isinstance(image, bytes) else str(image).encode("utf-8")

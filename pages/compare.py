@@ -1,11 +1,16 @@
 """Compare page: several runs' curves on one chart, their settings and metrics side by side."""
 
+import functools
+
 import plotly.express as px
 import streamlit as st
 
 from edutune_core.compare import (
     ALIGNMENTS,
+    IMAGE_TYPES,
     aligned_curves,
+    chromium_path,
+    figure_image,
     metrics_table,
     points_csv,
     settings_table,
@@ -19,6 +24,20 @@ from pages.common.ui import option_labels, run_label, setup_page, store, t
 CURVES = {"train:loss": ("train", "loss"), "train:learning_rate": ("train", "learning_rate"),
           "validation:loss": ("validation", "loss"),
           **{f"validation:{name}": ("validation", name) for name in SCALAR_METRICS}}
+
+
+def image_downloads(figure) -> None:
+    """Offer the chart as PNG and SVG; Kaleido draws the image only when a button is clicked."""
+    if chromium_path() is None:
+        st.info(t("compare.image_no_browser"))
+        return
+    columns = st.columns(len(IMAGE_TYPES))
+    for column, (fmt, mime) in zip(columns, IMAGE_TYPES.items()):
+        # NOTE: when drawing fails after the click, the reader sees only Streamlit's own
+        # "Failed to generate file for download"; figure_image logs the cause.
+        column.download_button(t(f"compare.download_{fmt}"), functools.partial(figure_image, figure, fmt),
+                               file_name=f"edutune-chart.{fmt}", mime=mime, key=f"compare_image_{fmt}")
+
 
 setup_page("nav.compare")
 st.title(t("compare.title"))
@@ -42,11 +61,14 @@ align = columns[1].radio(t("compare.align"), ALIGNMENTS, horizontal=True, key="c
                          format_func=option_labels("compare.align", ALIGNMENTS))
 smoothing = columns[2].slider(t("compare.smoothing"), 0.0, 0.95, 0.0, 0.05, key="compare_smoothing",
                               help=t("compare.smoothing_help"))
+
+
 split, metric = CURVES[curve]
 table = aligned_curves(store(), records, split, metric, align, smoothing)
 figure = px.line(table, x="x", y="value", color="run", markers=split == "validation", height=420,
                  labels={"x": t(f"compare.align.{align}"), "value": t(f"compare.curve.{curve}"), "run": ""})
 st.plotly_chart(figure, width="stretch")
+image_downloads(figure)
 
 st.subheader(t("compare.metrics"))
 ranked = metrics_table(records)

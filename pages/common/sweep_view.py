@@ -1,4 +1,4 @@
-"""Sweep controls: queue a grid of runs from the Train page, rank them on the Compare page."""
+"""Sweep controls: queue a grid of runs or a budgeted search from the Train page, rank them on the Compare page."""
 
 from __future__ import annotations
 
@@ -9,15 +9,24 @@ from edutune_core.config import TrainConfig
 from edutune_core.i18n import EduTuneError
 from edutune_core.runner import create_run, prepare_resume
 from edutune_core.runstore import ACTIVE_STATUSES, INTERRUPTED, STOPPED, RunRecord
+from edutune_core.search import search_summary
 from edutune_core.sweep import SWEEP_SETTINGS, new_sweep_id, parse_values, ranked_sweep, sweep_configs, sweep_runs
-from pages.common.ui import manager, show_error, store, t
+from pages.common.search_view import drivers, search_form, search_status, search_stop_and_resume
+from pages.common.ui import manager, option_labels, show_error, store, t
 
 SETTINGS = (None, *SWEEP_SETTINGS)
+MODES = ("grid", "search")
+# Seconds between redraws of the sweep results while runs of the sweep are active.
+LIVE_SECONDS = 2.0
 
 
 def sweep_form(data: dict, base: TrainConfig) -> None:
     """Draw the sweep form under the training settings and queue the runs it describes."""
     with st.expander(t("sweep.title")):
+        mode = st.radio(t("search.mode"), MODES, key="sweep_mode", format_func=option_labels("search.mode", MODES))
+        if mode == "search":
+            search_form(data, base)
+            return
         st.caption(t("sweep.help"))
         grid_text = {}
         for number in (1, 2):
@@ -62,9 +71,38 @@ def sweep_section(runs: list[RunRecord]) -> None:
             sweeps.setdefault(sweep["id"], record.created_at)
     if not sweeps:
         return
+    if st.session_state.get("compare_sweep") not in sweeps:
+        # A sweep started on the Train page before its first run was recorded.
+        st.session_state.pop("compare_sweep", None)
     st.subheader(t("sweep.ranked"))
     chosen = st.selectbox(t("sweep.choose"), sorted(sweeps, key=sweeps.get, reverse=True), key="compare_sweep")
     records = sweep_runs(runs, chosen)
+    is_search = search_summary(records[0]) is not None
+    search_running = search_status(chosen) if is_search else False
+    if search_running or any(record.is_active for record in records):
+        _live_sweep_results(chosen, is_search)
+    else:
+        _sweep_results(records)
+    if is_search:
+        search_stop_and_resume(chosen, records)
+    else:
+        stop_and_resume(records)
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def _live_sweep_results(sweep_id: str, is_search: bool) -> None:
+    records = [record for record in sweep_runs(store().list_runs(), sweep_id) if record.status != "deleted"]
+    _sweep_results(records)
+    if is_search and drivers().is_running(sweep_id):
+        return
+    if not any(record.is_active for record in records):
+        # Every run has ended since the last redraw: redraw the page once, without polling.
+        st.rerun()
+
+
+def _sweep_results(records: list[RunRecord]) -> None:
+    if not records:
+        return
     ranked = ranked_sweep(records)
     st.dataframe(ranked.drop(columns=["run_id"]), hide_index=True, width="stretch")
     primary = ranked["primary"].iloc[0] if not ranked.empty else None
@@ -74,10 +112,13 @@ def sweep_section(runs: list[RunRecord]) -> None:
                                 title=t("sweep.metric_by_setting", metric=primary, setting=setting),
                                 log_x=setting == "learning_rate")
             st.plotly_chart(figure, width="stretch")
-    stop_and_resume(records)
 
 
 def stop_and_resume(records: list[RunRecord]) -> None:
+    # Runs shared by another user can be watched here but only their owner stops or resumes them.
+    records = [record for record in records if store().can_change(record)]
+    if not records:
+        return
     columns = st.columns(2)
     if columns[0].button(t("sweep.stop"), key="sweep_stop"):
         for record in records:
