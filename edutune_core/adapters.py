@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from edutune_core.i18n import ModelError
-from edutune_core.models import TableEncoder, TabularNet, TabularShape, load_text_model
+from edutune_core.models import TableEncoder, TabularNet, TabularShape, load_text_model, transformers_auto_classes
 from edutune_core.tasks import PreparedData
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor | None]
@@ -51,7 +51,7 @@ class TextAdapter:
 
     @classmethod
     def load(cls, folder: Path, max_length: int, truncation: str = "head") -> TextAdapter:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        AutoTokenizer, AutoModelForSequenceClassification = transformers_auto_classes()
 
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForSequenceClassification.from_pretrained(folder)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from edutune_core.models import BUNDLED_MODEL, resolve_model_source
+from edutune_core.models import BUNDLED_MODEL, resolve_model_source, transformers_auto_classes
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def check_language(model_reference: str, texts: list[str], sample_size: int = 20
 
     Returns None when the tokenizer is not on this machine (a hub id not downloaded yet).
     """
-    from transformers import AutoTokenizer
+    AutoTokenizer, _ = transformers_auto_classes()
 
     try:
         source = resolve_model_source(model_reference)

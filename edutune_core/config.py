@@ -56,6 +56,10 @@ class TrainConfig:
             keeps the beginning, ``"head_tail"`` the beginning and the end, and
             ``"chunks"`` averages the predictions of overlapping windows.
         lr_range_test: Run a learning-rate range test instead of training a model.
+        image_size: Side in pixels of the square that images are resized to (32 – 512).
+            224 is what the ImageNet weights were trained on; smaller is faster.
+        augmentation: Random changes to training images, as the fields of
+            ``edutune_core.images.Augmentation``; None uses its defaults.
     """
 
     model: str = BUNDLED_MODEL
@@ -81,6 +85,8 @@ class TrainConfig:
     device: str = "auto"
     truncation: str = "head"
     lr_range_test: bool = False
+    image_size: int = 224
+    augmentation: dict | None = None
 
     @classmethod
     def for_task(cls, text_task: bool, **settings) -> TrainConfig:
@@ -130,7 +136,17 @@ class TrainConfig:
             ("freeze_layers", self.freeze_layers, _is_int(self.freeze_layers) and 0 <= self.freeze_layers <= 100,
              "0 – 100"),
             ("lora_rank", self.lora_rank, _is_int(self.lora_rank) and 0 <= self.lora_rank <= 256, "0 – 256"),
+            ("image_size", self.image_size, _is_int(self.image_size) and 32 <= self.image_size <= 512, "32 – 512"),
         ]
+        augmentation = self.augmentation or {}
+        checks += [
+            (f"augmentation.{name}", augmentation[name], 0 <= augmentation[name] <= high, allowed)
+            for name, high, allowed in (("rotation", 45, "0 – 45"), ("contrast", 1, "0 – 1"),
+                                        ("perspective", 0.5, "0 – 0.5"))
+            if name in augmentation
+        ]
+        if "crop" in augmentation:
+            checks.append(("augmentation.crop", augmentation["crop"], 0.5 <= augmentation["crop"] <= 1, "0.5 – 1"))
         problems = [ConfigError("config.out_of_range", setting=name, value=value, allowed=allowed)
                     for name, value, valid, allowed in checks if not valid]
         problems += [ConfigError("config.unknown_choice", setting=name, value=value, allowed=", ".join(allowed))

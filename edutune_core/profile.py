@@ -208,9 +208,9 @@ def _label_balance(prepared: PreparedData) -> tuple[dict[str, int] | None, float
 @functools.cache
 def bundled_tokenizer():
     """Load the bundled model's tokenizer once per process."""
-    from transformers import AutoTokenizer
+    from edutune_core.models import bundled_model_path, transformers_auto_classes
 
-    from edutune_core.models import bundled_model_path
+    AutoTokenizer, _ = transformers_auto_classes()
 
     return AutoTokenizer.from_pretrained(bundled_model_path())
 

@@ -20,7 +20,8 @@ from edutune_core.corrections import (
 from edutune_core.data import MAX_FILE_BYTES, load_table
 from edutune_core.explain import SENTENCE, UNITS
 from edutune_core.i18n import EduTuneError
-from edutune_core.predict import Predictor
+from edutune_core.images import IMAGE_SUFFIXES, predict_image
+from edutune_core.predict import Prediction, Predictor
 from edutune_core.runstore import RunRecord
 from pages.common.explain_view import show_row_explanation, show_text_explanation
 from pages.common.ui import manager, option_labels, run_picker, setup_page, show_error, store, t
@@ -57,18 +58,40 @@ def single_example(predictor: Predictor) -> None:
         if not result.values:
             st.warning(t("predict.empty"))
             return
-        value = result.values[0]
-        if result.confidence is not None:
-            st.success(t("predict.result_confidence", value=value, confidence=f"{result.confidence[0]:.0%}"))
-            probabilities = pd.DataFrame({t("predict.class"): predictor.labels,
-                                          t("predict.probability"): result.raw[0].round(3)})
-            st.dataframe(probabilities, hide_index=True)
-        else:
-            st.success(t("predict.result", value=value))
+        show_prediction(predictor, result)
         if explain and predictor.mapping.text_column is not None:
             show_text_explanation(predictor, text, unit)
         elif explain:
             show_row_explanation(predictor, row)
+
+
+def show_prediction(predictor: Predictor, result: Prediction) -> None:
+    """Show the prediction for one row, with the probability of each class for a classifier."""
+    value = result.values[0]
+    if result.confidence is not None:
+        st.success(t("predict.result_confidence", value=value, confidence=f"{result.confidence[0]:.0%}"))
+        probabilities = pd.DataFrame({t("predict.class"): predictor.labels,
+                                      t("predict.probability"): result.raw[0].round(3)})
+        st.dataframe(probabilities, hide_index=True)
+    else:
+        st.success(t("predict.result", value=value))
+
+
+def single_image(predictor: Predictor) -> None:
+    st.subheader(t("predict.single"))
+    suffixes = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
+    uploaded = st.file_uploader(t("images.predict_upload"), type=suffixes, key="predict_image",
+                                help=t("images.predict_upload_help"))
+    if uploaded is None:
+        return
+    if st.button(t("predict.run"), type="primary", key="predict_one_image"):
+        try:
+            result = predict_image(predictor, uploaded.getvalue(), uploaded.name)
+        except EduTuneError as error:
+            show_error(error)
+            return
+        st.image(uploaded.getvalue(), caption=uploaded.name, width=240)
+        show_prediction(predictor, result)
 
 
 def student_form(predictor: Predictor) -> dict:
@@ -157,5 +180,8 @@ try:
 except EduTuneError as error:
     show_error(error)
     st.stop()
-single_example(predictor)
-batch_file(predictor, record)
+if predictor.mapping.image_column is not None:
+    single_image(predictor)
+else:
+    single_example(predictor)
+    batch_file(predictor, record)
