@@ -17,10 +17,11 @@ from pathlib import Path
 
 from edutune_core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
 from edutune_core.data import read_table_file
-from edutune_core.i18n import EduTuneError
+from edutune_core.executor import EXECUTOR_ENV, LR_SCALINGS, ClusterOptions, build_executor
+from edutune_core.i18n import EduTuneError, translate
 from edutune_core.metrics import SCALAR_METRICS
 from edutune_core.predict import Predictor
-from edutune_core.runner import create_run, execute_run, prepare_resume
+from edutune_core.runner import create_run, prepare_resume
 from edutune_core.runstore import COMPLETED, STOPPED, RunStore
 from edutune_core.tasks import PROBLEMS, ColumnMapping, propose_problem
 
@@ -65,10 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--output", type=Path, help="run folder (default: a new folder under $EDUTUNE_HOME/runs)")
     train.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _add_executor_arguments(train)
 
     resume = commands.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
     resume.add_argument("--run-id", required=True, help="id of the run, as printed by train")
     resume.add_argument("--json", action="store_true")
+    # The resources stay those the run was created with: other workers would change its steps.
+    _add_executor_arguments(resume, with_resources=False)
 
     predict = commands.add_parser("predict", help="add a prediction column to a file")
     predict.add_argument("--run", required=True, type=Path, help="run folder or exported run folder")
@@ -80,6 +84,40 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, type=Path)
     evaluate.add_argument("--json", action="store_true")
     return parser
+
+
+def _add_executor_arguments(parser: argparse.ArgumentParser, with_resources: bool = True) -> None:
+    cluster = parser.add_argument_group("cluster", "run the job on a Ray cluster (needs requirements-cluster.txt)")
+    cluster.add_argument("--executor", help=f"local, auto, host:port or ray://host:port; "
+                                            f"default: ${EXECUTOR_ENV}, else local")
+    if not with_resources:
+        return
+    cluster.add_argument("--workers", type=int, help="data-parallel worker processes on the cluster (default 1)")
+    cluster.add_argument("--cpus-per-worker", type=float, help="logical CPUs reserved per worker (default 1)")
+    cluster.add_argument("--gpus-per-worker", type=float,
+                         help="GPUs per worker (default: 1 when the device is cuda, or auto on a cluster with GPUs)")
+    cluster.add_argument("--lr-scaling", choices=LR_SCALINGS,
+                         help="linear (default) multiplies the learning rate by the number of workers")
+
+
+def _cluster_options(args: argparse.Namespace) -> dict | None:
+    """Return the cluster options given on the command line, checked, or None when none was given."""
+    names = ("workers", "cpus_per_worker", "gpus_per_worker", "lr_scaling")
+    values = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if not values:
+        return None
+    options = ClusterOptions.from_dict(values)
+    options.validate()
+    return options.to_dict()
+
+
+def _execute(store: RunStore, run_id: str, executor, *, resume: bool = False):
+    """Run a recorded run on ``executor`` with Ctrl-C as a clean stop, and return its record."""
+    record = executor.run(store, run_id, _stop_on_interrupt(), resume=resume)
+    detail = record.summary.get("data_parallel")
+    if detail:
+        print(translate("cluster.data_parallel", "en", **detail), file=sys.stderr)
+    return record
 
 
 def _read(path: Path):
@@ -104,8 +142,11 @@ def _image_table(args: argparse.Namespace, store: RunStore):
 
 
 def _train(args: argparse.Namespace) -> int:
+    # The cluster settings are checked first, so a wrong address fails before any work.
+    cluster = _cluster_options(args)
+    executor = build_executor(args.executor)
     if args.data.suffix.lower() == ".zip" and args.text_column is None:
-        return _train_images(args)
+        return _train_images(args, executor, cluster)
     table = _read(args.data)
     frame = table.frame
     if args.target not in frame.columns:
@@ -124,12 +165,12 @@ def _train(args: argparse.Namespace) -> int:
 
     store = RunStore()
     record = create_run(store, frame, mapping, config, data_name=args.data.name,
-                        validation_frame=validation, run_dir=args.output)
+                        validation_frame=validation, run_dir=args.output, cluster=cluster)
     print(f"run {record.run_id} in {record.run_dir}", file=sys.stderr)
-    return _finish(store, execute_run(store, record.run_id, _stop_on_interrupt()), args.json)
+    return _finish(store, _execute(store, record.run_id, executor), args.json)
 
 
-def _train_images(args: argparse.Namespace) -> int:
+def _train_images(args: argparse.Namespace, executor, cluster: dict | None) -> int:
     store = RunStore()
     frame = _image_table(args, store)
     mapping = ColumnMapping(target="label", image_column="image", problem="classification")
@@ -137,9 +178,10 @@ def _train_images(args: argparse.Namespace) -> int:
                                                        "validation_share", "class_weights", "device", "precision")
                 if getattr(args, name) is not None}
     config = TrainConfig.for_task(False, **{"model": "resnet18", "epochs": 5, "batch_size": 16, **settings})
-    record = create_run(store, frame, mapping, config, data_name=args.data.name, run_dir=args.output)
+    record = create_run(store, frame, mapping, config, data_name=args.data.name, run_dir=args.output,
+                        cluster=cluster)
     print(f"run {record.run_id} in {record.run_dir}", file=sys.stderr)
-    return _finish(store, execute_run(store, record.run_id, _stop_on_interrupt()), args.json)
+    return _finish(store, _execute(store, record.run_id, executor), args.json)
 
 
 def _stop_on_interrupt() -> threading.Event:
@@ -163,8 +205,9 @@ def _resume(args: argparse.Namespace) -> int:
         raise EduTuneError("cli.unknown_run", run_id=args.run_id) from None
     if record.is_active:
         store.mark_orphans_interrupted()
+    executor = build_executor(args.executor)
     prepare_resume(store, record.run_id)
-    return _finish(store, execute_run(store, record.run_id, _stop_on_interrupt(), resume=True), args.json)
+    return _finish(store, _execute(store, record.run_id, executor, resume=True), args.json)
 
 
 def _finish(store: RunStore, record, as_json: bool) -> int:

@@ -4,6 +4,10 @@ A server process has one manager. ``submit`` records nothing itself, because
 ``create_run`` already did, and puts the run in a first-in, first-out queue. Worker
 threads take runs from it, at most ``max_concurrent`` at a time. The threads only talk to the run store,
 never to a page, so every browser session sees progress by reading the store.
+
+With a Ray cluster as executor (see ``edutune_core.executor``), every submitted run gets
+its own thread at once, which hands the job to the cluster and records its progress.
+The cluster's scheduler then queues the jobs by the resources they request.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import queue
 import threading
 
-from edutune_core.runner import execute_run
+from edutune_core.executor import build_executor
 from edutune_core.runstore import QUEUED, STOPPED, STOPPING, RunStore
 
 logger = logging.getLogger(__name__)
@@ -24,11 +28,20 @@ class JobManager:
     Args:
         store: Where runs are recorded.
         max_concurrent: Jobs that train at the same time. One suits a CPU-only machine,
-            where two jobs would only share the same cores.
+            where two jobs would only share the same cores. A cluster executor ignores it.
+        executor: ``local``, ``auto`` or a Ray cluster address; None reads
+            ``$EDUTUNE_EXECUTOR``. An executor object (``LocalExecutor``,
+            ``RayExecutor``) is used as it is.
+
+    Raises:
+        EduTuneError: The executor setting is invalid, Ray is missing or the cluster
+            does not answer.
     """
 
-    def __init__(self, store: RunStore, max_concurrent: int = 1) -> None:
+    def __init__(self, store: RunStore, max_concurrent: int = 1, executor=None) -> None:
         self.store = store
+        self.executor = build_executor(executor) if executor is None or isinstance(executor, str) else executor
+        self._cluster_threads: list[threading.Thread] = []
         self._queue: queue.Queue[tuple[str, bool] | None] = queue.Queue()
         self._waiting: list[str] = []
         self._stop_events: dict[str, threading.Event] = {}
@@ -49,8 +62,16 @@ class JobManager:
         """
         with self._lock:
             self._stop_events[run_id] = threading.Event()
-            self._waiting.append(run_id)
-        self._queue.put((run_id, resume))
+            if self.executor.queues_jobs:
+                thread = threading.Thread(target=self._execute, args=(run_id, resume),
+                                          name=f"edutune-cluster-{run_id}", daemon=True)
+                self._cluster_threads.append(thread)
+            else:
+                self._waiting.append(run_id)
+        if self.executor.queues_jobs:
+            thread.start()
+        else:
+            self._queue.put((run_id, resume))
         logger.info("queued run %s%s", run_id, " to resume" if resume else "")
 
     def stop(self, run_id: str) -> bool:
@@ -94,6 +115,8 @@ class JobManager:
             self._queue.put(None)
         for worker in self._workers:
             worker.join(timeout)
+        for thread in list(self._cluster_threads):
+            thread.join(timeout)
 
     def _work(self) -> None:
         while True:
@@ -103,14 +126,25 @@ class JobManager:
             run_id, resume = item
             with self._lock:
                 self._waiting.remove(run_id)
-                event = self._stop_events[run_id]
-            if event.is_set() or self.store.get_run(run_id).status != QUEUED:
-                self._forget(run_id)
-                continue
-            logger.info("starting run %s", run_id)
-            execute_run(self.store, run_id, event, resume=resume)
+            self._execute(run_id, resume)
+
+    def _execute(self, run_id: str, resume: bool) -> None:
+        with self._lock:
+            event = self._stop_events[run_id]
+        if event.is_set() or self.store.get_run(run_id).status != QUEUED:
+            self._forget(run_id)
+            return
+        logger.info("starting run %s on the %s executor", run_id, self.executor.name)
+        try:
+            self.executor.run(self.store, run_id, event, resume=resume)
+        except Exception:  # noqa: BLE001 - the worker thread must live on to run the next job
+            logger.exception("run %s ended with an error that could not be recorded", run_id)
+        finally:
             self._forget(run_id)
 
     def _forget(self, run_id: str) -> None:
         with self._lock:
             self._stop_events.pop(run_id, None)
+            current = threading.current_thread()
+            if current in self._cluster_threads:
+                self._cluster_threads.remove(current)

@@ -32,7 +32,7 @@ from edutune_core.adapters import TableAdapter, TextAdapter
 from edutune_core.char_model import CHAR_MODEL, CharAdapter
 from edutune_core.config import TrainConfig
 from edutune_core.i18n import EduTuneError
-from edutune_core.images import ARCHITECTURES, ImageAdapter
+from edutune_core.images import ARCHITECTURES, Augmentation, ImageAdapter
 from edutune_core.tasks import CLASSIFICATION, IMAGE_CLASSIFICATION, TABULAR, PreparedData
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,14 @@ class TrainingJob:
         checkpoint_dir: Folder for checkpoints (the run folder), or None to write none.
     """
 
+    # Data-parallel training (edutune_core.ray_executor) runs one job per process:
+    # process ``rank`` of ``world_size`` takes every ``world_size``-th row of each
+    # optimizer step, and ``_sync_gradients`` sums the gradients of all processes.
+    # ``learning_rate_scale`` multiplies the learning rate. One process trains alone.
+    rank = 0
+    world_size = 1
+    learning_rate_scale = 1.0
+
     def __init__(self, train: PreparedData, validation: PreparedData, config: TrainConfig,
                  sink: MetricsSink, checkpoint_dir: Path | None = None) -> None:
         self.train_data = train
@@ -108,7 +116,8 @@ class TrainingJob:
         text_task = self.train_data.task not in (TABULAR, IMAGE_CLASSIFICATION)
         if self.train_data.task == IMAGE_CLASSIFICATION:
             self.adapter = ImageAdapter.create(config.model if config.model in ARCHITECTURES else "resnet18",
-                                               num_outputs)
+                                               num_outputs, config.image_size,
+                                               Augmentation.from_dict(config.augmentation))
             self.sink.log_event("image_model", {"pretrained": self.adapter.pretrained})
         elif text_task and config.model == CHAR_MODEL:
             self.adapter = CharAdapter.create(self.train_data, num_outputs, config.max_length)
@@ -141,21 +150,31 @@ class TrainingJob:
         self.train_targets = target_tensor(self.train_data.targets, self.problem, self.target_scale)
         self.validation_targets = target_tensor(self.validation_data.targets, self.problem, self.target_scale)
 
-        rows_per_step = config.batch_size * config.accumulation_steps
-        self.steps_per_epoch = math.ceil(len(self.train_data) / rows_per_step)
+        self.steps_per_epoch = math.ceil(len(self.train_data) / self.rows_per_step)
         self.total_steps = self.steps_per_epoch * config.epochs
         # The character model starts from random weights, like the table network.
-        self.learning_rate = config.effective_learning_rate(text_task and config.model != CHAR_MODEL)
+        self.learning_rate = (config.effective_learning_rate(text_task and config.model != CHAR_MODEL)
+                              * self.learning_rate_scale)
         self.optimizer = optim.build_optimizer(self.adapter.model.parameters(), config, self.learning_rate)
         self.scheduler = optim.build_scheduler(self.optimizer, config, self.total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.data_order = np.random.default_rng(config.seed)
         self.sink.start(self.total_steps)
         logger.info("training %s on %d rows, validating on %d rows, on %s: %d epochs x %d steps, batch size %d "
-                    "(x%d accumulated), learning rate %g, %s", config.model if text_task else "the table network",
+                    "(x%d accumulated), learning rate %g, %s", self._model_name(),
                     len(self.train_data), len(self.validation_data), self.device, config.epochs,
                     self.steps_per_epoch, config.batch_size, config.accumulation_steps, self.learning_rate,
                     config.precision)
+
+    def _model_name(self) -> str:
+        if self.train_data.task == IMAGE_CLASSIFICATION:
+            return self.adapter.architecture
+        return self.config.model if self.train_data.task != TABULAR else "the table network"
+
+    @property
+    def rows_per_step(self) -> int:
+        """Rows of one optimizer step over all data-parallel processes: the effective batch size."""
+        return self.config.batch_size * self.config.accumulation_steps * self.world_size
 
     def resume(self, folder: Path) -> None:
         """Restore weights, optimizer, schedule, random states and data position from a checkpoint."""
@@ -231,11 +250,10 @@ class TrainingJob:
         model = self.adapter.model
         model.train()
         started, first_step = time.perf_counter(), self.step
-        rows_per_step = self.config.batch_size * self.config.accumulation_steps
         while self.position < len(self.order):
             if stop_event.is_set():
                 return True
-            rows = self.order[self.position:self.position + rows_per_step]
+            rows = self.order[self.position:self.position + self.rows_per_step]
             loss = self._optimizer_step(rows)
             self.position += len(rows)
             self.step += 1
@@ -252,7 +270,8 @@ class TrainingJob:
         total_loss = 0.0
         self.optimizer.zero_grad(set_to_none=True)
         try:
-            for inputs, targets in self.adapter.batches(self.train_inputs, self.train_targets, rows,
+            own_rows = rows[self.rank::self.world_size]
+            for inputs, targets in self.adapter.batches(self.train_inputs, self.train_targets, own_rows,
                                                         config.batch_size):
                 inputs, targets = _to_device(inputs, self.device), targets.to(self.device)
                 with optim.autocast_context(self.device, config.precision):
@@ -267,6 +286,7 @@ class TrainingJob:
                 raise
             raise TrainingError("train.out_of_memory", device=str(self.device), batch_size=config.batch_size,
                                 max_length=config.max_length, smaller_batch=max(1, config.batch_size // 2)) from error
+        total_loss = self._sync_gradients(total_loss)
         if config.max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.adapter.model.parameters(), config.max_grad_norm)
@@ -274,6 +294,10 @@ class TrainingJob:
         self.scaler.update()
         self.scheduler.step()
         return total_loss
+
+    def _sync_gradients(self, loss: float) -> float:
+        """Combine the gradients and the loss of all data-parallel processes; one process keeps its own."""
+        return loss
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         if torch.isfinite(loss):

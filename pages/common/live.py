@@ -5,13 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from edutune_core.checkpoint import find_checkpoint
+from edutune_core.executor import waiting_message
 from edutune_core.i18n import EduTuneError
 from edutune_core.metrics import metric_family
 from edutune_core.progress import current_time, curves, format_duration, progress_of
 from edutune_core.runner import prepare_resume
 from edutune_core.runstore import FINAL_STATUSES, INTERRUPTED, STOPPED, RunRecord
 from pages.common.charts import learning_rate_figure, loss_figure, metric_figure
-from pages.common.ui import manager, show_error, show_run_error, status_name, store, t
+from pages.common.ui import language, manager, show_error, show_run_error, status_name, store, t
 
 POLL_SECONDS = 1.0
 
@@ -38,11 +39,15 @@ def _draw(record: RunRecord) -> None:
     progress = progress_of(record, train, current_time())
     header = st.columns([3, 1])
     header[0].markdown(f"**{record.name}** · {status_name(record.status)}")
-    if record.is_active and header[1].button(t("train.stop"), key=f"stop_{record.run_id}", type="secondary",
+    if not store().can_change(record):
+        # Another user's shared run: it can be watched but not stopped or resumed.
+        st.caption(t("run.not_yours"))
+    elif record.is_active and header[1].button(t("train.stop"), key=f"stop_{record.run_id}", type="secondary",
                                              help=t("train.stop_help")):
         if not manager().stop(record.run_id):
             st.warning(t("train.stop_not_here"))
-    resumable = record.status in (STOPPED, INTERRUPTED) and find_checkpoint(record.run_dir) is not None
+    resumable = (record.status in (STOPPED, INTERRUPTED) and store().can_change(record)
+                 and find_checkpoint(record.run_dir) is not None)
     if resumable and header[1].button(t("train.resume"), key=f"resume_{record.run_id}", type="primary",
                                       help=t("train.resume_help")):
         _resume(record.run_id)
@@ -51,6 +56,11 @@ def _draw(record: RunRecord) -> None:
     position = manager().queue_position(record.run_id)
     if position is not None:
         st.info(t("train.queued", position=position))
+    waiting = waiting_message(record, store().events(record.run_id), language())
+    if waiting:
+        st.info(waiting)
+    if record.summary.get("data_parallel"):
+        st.caption(t("cluster.data_parallel", **record.summary["data_parallel"]))
     if record.status == "failed":
         show_run_error(record)
 
