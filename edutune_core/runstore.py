@@ -5,10 +5,16 @@ source of truth that every page, browser session, command-line call and server r
 reads, so a refresh or a restart shows exactly what was recorded. Writes happen as the
 run goes, one short transaction each, and the database runs in WAL mode so readers
 never block the training thread.
+
+With sign-in by user name, each run has an owner. A ``RunStore`` returned by
+``for_user`` lists and opens only that user's runs and the runs shared with everyone,
+and records new runs as that user's. The job manager and the command line use the
+unrestricted store.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -29,9 +35,10 @@ COMPLETED, STOPPED, FAILED, INTERRUPTED = "completed", "stopped", "failed", "int
 # A deleted run keeps its row (name, settings, curves), so the history can show that it
 # was deleted. Its folder with the data snapshot, weights and checkpoint is gone.
 DELETED = "deleted"
-# Files and folders a run writes into its folder (see runner, checkpoint, training and evaluation).
+# Files and folders a run writes into its folder (see runner, checkpoint, training, evaluation and
+# ray_executor, whose TorchTrainer writes ray_train).
 _RUN_FILES = ("train_data.parquet", "validation_data.parquet", "model", "checkpoint", "checkpoint.tmp",
-              "checkpoint.old", "metrics.json", "validation_predictions.csv")
+              "checkpoint.old", "metrics.json", "validation_predictions.csv", "ray_train")
 ACTIVE_STATUSES = (QUEUED, RUNNING, STOPPING)
 FINAL_STATUSES = (COMPLETED, STOPPED, FAILED, INTERRUPTED)
 
@@ -51,7 +58,9 @@ CREATE TABLE IF NOT EXISTS runs (
     config_json TEXT NOT NULL,
     summary_json TEXT NOT NULL,
     metrics_json TEXT,
-    error_json TEXT
+    error_json TEXT,
+    owner TEXT,
+    shared INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS points (
     run_id TEXT NOT NULL,
@@ -96,6 +105,8 @@ class RunRecord:
     summary: dict
     metrics: dict | None
     error: dict | None
+    owner: str | None = None
+    shared: bool = False
 
     @property
     def is_active(self) -> bool:
@@ -106,7 +117,12 @@ class RunStore:
     """SQLite database plus one folder per run under ``home/runs``.
 
     Safe to share between threads: every call opens its own short-lived connection.
+
+    Attributes:
+        user: The signed-in user this store works for, or None for every run.
     """
+
+    user: str | None = None
 
     def __init__(self, home: Path | str | None = None) -> None:
         """Open or create the store.
@@ -123,10 +139,41 @@ class RunStore:
             with closing(self._connect()) as connection, connection:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(_SCHEMA)
+                _add_missing_columns(connection)
         except (OSError, sqlite3.Error) as error:
             reason = getattr(error, "strerror", None) or str(error)
             logger.error("cannot use the data folder %s: %s", self.home, reason)
             raise EduTuneError("store.not_writable", folder=str(self.home), reason=reason) from error
+
+    def for_user(self, user: str | None) -> RunStore:
+        """Return a store over the same database that shows ``user`` only their own and shared runs.
+
+        ``None`` returns a store over every run, as for a server without user names.
+        """
+        view = copy.copy(self)
+        view.user = user
+        return view
+
+    def can_see(self, record: RunRecord) -> bool:
+        """Return True when this store's user may open ``record``: their own, shared, or no user set."""
+        return self.user is None or record.owner == self.user or record.shared
+
+    def can_change(self, record: RunRecord) -> bool:
+        """Return True when this store's user may stop, resume, share or delete ``record``."""
+        return self.user is None or record.owner == self.user
+
+    def set_shared(self, run_id: str, shared: bool) -> None:
+        """Share a run with every signed-in user, or stop sharing it.
+
+        Raises:
+            KeyError: This store's user cannot see a run with this id.
+            PermissionError: The run belongs to another user.
+        """
+        record = self.get_run(run_id)
+        if not self.can_change(record):
+            raise PermissionError(f"run {run_id} belongs to another user")
+        self._write("UPDATE runs SET shared = ?, updated_at = ? WHERE run_id = ?", (int(shared), time.time(), run_id))
+        self.add_event(run_id, "shared" if shared else "unshared", {"user": self.user})
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.db_path, timeout=30)
@@ -146,9 +193,9 @@ class RunStore:
         now = time.time()
         self._write(
             "INSERT INTO runs (run_id, name, created_at, updated_at, status, task, model, data_name,"
-            " run_dir, config_json, summary_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " run_dir, config_json, summary_json, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, name, now, now, QUEUED, task, model, data_name, str(folder.resolve()),
-             json.dumps(config), json.dumps(summary, default=str)),
+             json.dumps(config), json.dumps(summary, default=str), self.user),
         )
         logger.info("created run %s (%s, %s) in %s", run_id, task, model, folder)
         return self.get_run(run_id)
@@ -171,8 +218,17 @@ class RunStore:
 
     def add_points(self, run_id: str, split: str, step: int, epoch: float, values: dict[str, float]) -> None:
         """Record metric points of one step (``split="train"``) or one evaluation (``"validation"``)."""
+        self.add_point_batch(run_id, [(split, step, epoch, values, None)])
+
+    def add_point_batch(self, run_id: str, points: list[tuple[str, int, float, dict[str, float], float | None]]) -> None:
+        """Record the points of many steps in one transaction.
+
+        Each item is ``(split, step, epoch, values, wall_time)``; a ``wall_time`` of None
+        records the current time.
+        """
         now = time.time()
-        rows = [(run_id, split, step, epoch, name, float(value), now) for name, value in values.items()]
+        rows = [(run_id, split, step, epoch, name, float(value), wall_time or now)
+                for split, step, epoch, values, wall_time in points for name, value in values.items()]
         with closing(self._connect()) as connection, connection:
             connection.executemany("INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -187,18 +243,22 @@ class RunStore:
         """Return one run.
 
         Raises:
-            KeyError: No run has this id.
+            KeyError: No run has this id, or it is another user's unshared run.
         """
         with closing(self._connect()) as connection:
             row = connection.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
+        if row is None or not self.can_see(_record(row)):
             raise KeyError(run_id)
         return _record(row)
 
     def list_runs(self) -> list[RunRecord]:
-        """Return every run, newest first."""
+        """Return every run this store's user may see, newest first."""
         with closing(self._connect()) as connection:
-            rows = connection.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+            if self.user is None:
+                rows = connection.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+            else:
+                rows = connection.execute("SELECT * FROM runs WHERE owner = ? OR shared = 1 ORDER BY created_at DESC",
+                                          (self.user,)).fetchall()
         return [_record(row) for row in rows]
 
     def points(self, run_id: str) -> list[dict]:
@@ -252,9 +312,12 @@ class RunStore:
         Raises:
             KeyError: No run has this id.
             ValueError: The run is queued or training; stop it first.
+            PermissionError: The run belongs to another user.
             OSError: A file could not be removed; the row is left unchanged.
         """
         record = self.get_run(run_id)
+        if not self.can_change(record):
+            raise PermissionError(f"run {run_id} belongs to another user")
         if record.is_active:
             raise ValueError(f"run {run_id} is {record.status}; stop it before deleting it")
         folder = record.run_dir
@@ -286,6 +349,15 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    # Databases made before runs had owners lack these columns; their runs get no owner.
+    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
+    if "owner" not in present:
+        connection.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    if "shared" not in present:
+        connection.execute("ALTER TABLE runs ADD COLUMN shared INTEGER NOT NULL DEFAULT 0")
+
+
 def _record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
         run_id=row["run_id"], name=row["name"], created_at=row["created_at"], updated_at=row["updated_at"],
@@ -294,4 +366,5 @@ def _record(row: sqlite3.Row) -> RunRecord:
         config=json.loads(row["config_json"]), summary=json.loads(row["summary_json"]),
         metrics=json.loads(row["metrics_json"]) if row["metrics_json"] else None,
         error=json.loads(row["error_json"]) if row["error_json"] else None,
+        owner=row["owner"], shared=bool(row["shared"]),
     )

@@ -8,6 +8,11 @@ Passwords are compared as salted scrypt hashes with ``hmac.compare_digest``, and
 logins lock the browser session out for a growing time. A server-wide limit also applies,
 because opening a new tab starts a new session.
 
+For a server where each teacher has their own runs and uploads, the administrator
+writes a users file instead (``EDUTUNE_USERS_FILE``): one ``name:hash`` line per user,
+added with ``python -m edutune_core.security add-user NAME FILE``. It wins over the
+shared password.
+
 Run ``python -m edutune_core.security`` to print the hash line for a password file.
 """
 
@@ -37,10 +42,13 @@ logger = logging.getLogger(__name__)
 
 PASSWORD_ENV = "EDUTUNE_PASSWORD"
 PASSWORD_FILE_ENV = "EDUTUNE_PASSWORD_FILE"
+USERS_FILE_ENV = "EDUTUNE_USERS_FILE"
 MIN_PASSWORD_LENGTH = 8
+MAX_USER_NAME_LENGTH = 64
 
-# Access modes returned by ``access_mode``.
-OPEN, LOGIN, REFUSE = "open", "login", "refuse"
+# Access modes returned by ``access_mode``: open to anyone, one shared password, a
+# password per user name, or no pages at all.
+OPEN, LOGIN, USERS, REFUSE = "open", "login", "users", "refuse"
 
 # scrypt settings: 16 MiB of memory and about 0.1 s per check (measured on the 2-core
 # machine the tests ran on), which makes guessing slow without making a teacher wait.
@@ -159,15 +167,88 @@ def _read_password_file(path: Path) -> PasswordHash:
         raise SecurityError("security.password_file_invalid", path=str(path)) from error
 
 
-def access_mode(address: str | None, environ: dict[str, str] | None = None) -> tuple[str, PasswordHash | None]:
-    """Decide how pages are served: ``OPEN``, ``LOGIN`` (with the hash) or ``REFUSE``.
-
-    A configured password always requires a login. Without one, only a loopback address
-    is served.
+def check_user_name(name: str) -> str:
+    """Return ``name`` trimmed, as a user name for the users file.
 
     Raises:
-        SecurityError: The password setting is invalid (see ``configured_password``).
+        SecurityError: The name is empty, longer than ``MAX_USER_NAME_LENGTH``, or
+            contains a colon, a space or a control character.
     """
+    name = unicodedata.normalize("NFC", name.strip())
+    invalid = (not name or len(name) > MAX_USER_NAME_LENGTH or ":" in name
+               or any(char.isspace() or unicodedata.category(char).startswith("C") for char in name))
+    if invalid:
+        raise SecurityError("security.user_name_invalid", name=clean_display_name(name, 80, fallback=""),
+                            maximum=MAX_USER_NAME_LENGTH)
+    return name
+
+
+def read_users_file(path: Path) -> dict[str, PasswordHash]:
+    """Read a users file: ``name:hash`` lines, blank lines and ``#`` comments.
+
+    Raises:
+        SecurityError: The file cannot be read, has no user, or a line is not a valid
+            name and hash (the message gives the line number).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SecurityError("security.users_file_unreadable", path=str(path),
+                            reason=getattr(error, "strerror", None) or type(error).__name__) from error
+    users: dict[str, PasswordHash] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, hashed = line.partition(":")
+        try:
+            users[check_user_name(name)] = PasswordHash.from_text(hashed)
+        except (ValueError, SecurityError) as error:
+            raise SecurityError("security.users_file_invalid", path=str(path), line=number) from error
+    if not users:
+        raise SecurityError("security.users_file_empty", path=str(path))
+    return users
+
+
+def write_user(path: Path, name: str, stored: PasswordHash) -> None:
+    """Add a user to a users file, or replace that user's password; other lines stay as they are."""
+    name = check_user_name(name)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept = [line for line in lines if line.strip().partition(":")[0].strip() != name]
+    kept.append(f"{name}:{stored.to_text()}")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    temporary.chmod(0o600)
+    temporary.replace(path)
+
+
+def configured_users(environ: dict[str, str] | None = None) -> dict[str, PasswordHash] | None:
+    """Return the users of ``EDUTUNE_USERS_FILE``, or None when it is not set.
+
+    Raises:
+        SecurityError: The file is invalid (see ``read_users_file``).
+    """
+    environ = os.environ if environ is None else environ
+    file_name = environ.get(USERS_FILE_ENV, "").strip()
+    if not file_name:
+        return None
+    return read_users_file(Path(file_name).expanduser())
+
+
+def access_mode(address: str | None, environ: dict[str, str] | None = None
+                ) -> tuple[str, PasswordHash | dict[str, PasswordHash] | None]:
+    """Decide how pages are served.
+
+    Returns ``(USERS, users)`` when a users file is set, ``(LOGIN, hash)`` when a shared
+    password is set, else ``(OPEN, None)`` on a loopback address and ``(REFUSE, None)``
+    on any other.
+
+    Raises:
+        SecurityError: The users file or the password setting is invalid.
+    """
+    users = configured_users(environ)
+    if users is not None:
+        return USERS, users
     stored = configured_password(environ)
     if stored is not None:
         return LOGIN, stored
@@ -273,6 +354,30 @@ def check_login(password: str, stored: PasswordHash, throttle: LoginThrottle,
     return False
 
 
+# Checked against an unknown user name, so that a wrong name costs as long as a wrong
+# password and the timing does not reveal which names exist.
+_UNKNOWN_USER_HASH = PasswordHash(salt=b"\0" * 16, digest=b"\0" * 32)
+
+
+def check_user_login(name: str, password: str, users: dict[str, PasswordHash], throttle: LoginThrottle,
+                     server: FailureWindow | None = None, now: float | None = None) -> str | None:
+    """Check a user name and password, counting failures like ``check_login``.
+
+    Returns:
+        The user name as written in the users file, or None when the name or the
+        password is wrong.
+
+    Raises:
+        SecurityError: The session or the server is locked out; no check was made.
+    """
+    key = unicodedata.normalize("NFC", name.strip())
+    stored = users.get(key, _UNKNOWN_USER_HASH)
+    if check_login(password, stored, throttle, server, now) and key in users:
+        logger.info("user %s signed in", key)
+        return key
+    return None
+
+
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -305,16 +410,43 @@ def is_inside(path: Path, folder: Path) -> bool:
 
 
 def _print_hash_line() -> int:
-    password = getpass.getpass("New EduTune password: ")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        print(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.", file=sys.stderr)
-        return 2
-    if getpass.getpass("Repeat it: ") != password:
-        print("The two passwords differ; nothing was written.", file=sys.stderr)
+    password = _ask_new_password()
+    if password is None:
         return 2
     print(hash_password(password).to_text())
     return 0
 
 
+def _ask_new_password() -> str | None:
+    password = getpass.getpass("New EduTune password: ")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.", file=sys.stderr)
+        return None
+    if getpass.getpass("Repeat it: ") != password:
+        print("The two passwords differ; nothing was written.", file=sys.stderr)
+        return None
+    return password
+
+
+def _add_user(arguments: list[str]) -> int:
+    if len(arguments) != 2:
+        print("usage: python -m edutune_core.security add-user NAME FILE", file=sys.stderr)
+        return 2
+    name, file_name = arguments
+    try:
+        name = check_user_name(name)
+    except SecurityError as error:
+        print(error.message("en"), file=sys.stderr)
+        return 2
+    password = _ask_new_password()
+    if password is None:
+        return 2
+    write_user(Path(file_name).expanduser(), name, hash_password(password))
+    print(f"Saved the password of {name} in {file_name}.", file=sys.stderr)
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["add-user"]:
+        sys.exit(_add_user(sys.argv[2:]))
     sys.exit(_print_hash_line())

@@ -62,3 +62,14 @@ class UploadStore:
         temporary = self.folder / f"{_INDEX}.tmp"
         temporary.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
         temporary.replace(self.folder / _INDEX)
+
+
+def user_folder(root: Path | str, user: str | None) -> Path:
+    """Return the uploads folder of ``user`` under ``root``, or ``root`` itself for no user.
+
+    The folder is named by a hash of the name, so any name (Chinese characters, a slash)
+    makes a safe folder name.
+    """
+    if user is None:
+        return Path(root)
+    return Path(root) / "users" / hashlib.sha256(user.encode("utf-8")).hexdigest()[:16]

@@ -12,7 +12,7 @@ from edutune_core.metrics import PRIMARY_METRIC, metric_family
 from edutune_core.progress import curves
 from edutune_core.runstore import DELETED, RunRecord
 from pages.common.charts import loss_figure, metric_figure
-from pages.common.ui import run_picker, setup_page, show_error, status_name, store, t, task_name
+from pages.common.ui import current_user, run_picker, setup_page, show_error, status_name, store, t, task_name
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,25 @@ def run_actions(record: RunRecord) -> None:
         else:
             left.download_button(t("history.export"), archive, file_name=f"edutune-{record.run_id}.zip",
                                  mime="application/zip", help=t("history.export_help"))
+    if not store().can_change(record):
+        st.caption(t("history.owner", user=record.owner))
+        return
+    if current_user() is not None:
+        share_toggle(record)
     if record.is_active or record.status == DELETED:
         return
     confirmed = right.checkbox(t("history.confirm_delete"), key=f"confirm_delete_{record.run_id}")
     if right.button(t("history.delete"), key=f"delete_{record.run_id}", disabled=not confirmed,
                     help=t("history.delete_help")):
         delete_files(record)
+
+
+def share_toggle(record: RunRecord) -> None:
+    shared = st.toggle(t("history.share"), value=record.shared, key=f"share_{record.run_id}",
+                       help=t("history.share_help"))
+    if shared != record.shared:
+        store().set_shared(record.run_id, shared)
+        st.rerun()
 
 
 def delete_files(record: RunRecord) -> None:

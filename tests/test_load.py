@@ -6,8 +6,10 @@ that each trainer's Train page shows the trainer's own run, and it prints the sl
 page update it measured. Each trainer stops its run after a few rounds of predictions, so
 the test's length does not depend on the machine's speed. Run it with ``python -m pytest -m slow tests/test_load.py -s``.
 
-All sessions share one password or none, so every session can open every run in the
-History page: EduTune has no per-user accounts.
+The server has a users file, and each session signs in: the two trainers as two
+teachers, the watchers as the first teacher (following their run on other screens),
+and the predictors as a third teacher who owns the model they use. Each session must
+see only its own user's runs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from conftest import make_gradebook
 from edutune_core.config import TrainConfig
 from edutune_core.runner import create_run, execute_run
 from edutune_core.runstore import COMPLETED, QUEUED, STOPPED, RunStore
+from edutune_core.security import hash_password, write_user
 from edutune_core.tasks import REGRESSION, ColumnMapping
 from test_browser import (  # noqa: F401 - chromium is a fixture
     CHROMIUM,
@@ -37,13 +40,16 @@ from test_browser import (  # noqa: F401 - chromium is a fixture
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")]
 
+PASSWORD = "load-test-password"
+# Sign-in labels by browser language.
+SIGN_IN = {"en-US": ("User name", "Password", "Sign in"), "zh-CN": ("用户名", "密码", "登录")}
 TRAINERS = {
-    "en": {"file": "gradebook_en.csv", "file_box": "File", "run": "gradebook_en.csv · final_score", "data": "Data",
+    "en": {"user": "teacher-en", "file": "gradebook_en.csv", "file_box": "File", "run": "gradebook_en.csv · final_score", "data": "Data",
            "next": "Continue to training", "epochs": "Epochs", "advanced": "Advanced settings",
            "folds": "Cross-validation folds", "start": "Start training", "running": "running",
            "queued": "queued", "stop": "Stop", "stopped": "stopped",
            "waiting": "Waiting for another run to finish: place 1 in the queue."},
-    "zh": {"file": "gradebook_zh.csv", "file_box": "文件", "run": "gradebook_zh.csv · 期末成绩", "data": "数据",
+    "zh": {"user": "王老师", "file": "gradebook_zh.csv", "file_box": "文件", "run": "gradebook_zh.csv · 期末成绩", "data": "数据",
            "next": "下一步：训练", "epochs": "训练轮数（epochs）", "advanced": "高级设置",
            "folds": "交叉验证折数", "start": "开始训练", "running": "训练中", "queued": "排队中",
            "stop": "停止", "stopped": "已停止", "waiting": "正在等待其他训练完成：排在第 1 位。"},
@@ -92,9 +98,32 @@ class Timings:
                          for kind, values in sorted(self.samples.items()))
 
 
+PREDICTOR = "reader"
+EARLIER_RUN = "earlier.csv · final"
+
+
+def users_file(folder) -> str:
+    path = folder / "users.txt"
+    for user in (TRAINERS["en"]["user"], TRAINERS["zh"]["user"], PREDICTOR):
+        write_user(path, user, hash_password(PASSWORD))
+    return str(path)
+
+
+def open_signed_in(chromium, url: str, locale: str, user: str):
+    """Open ``url`` as a new visitor in ``locale`` and sign in as ``user``."""
+    page = open_page(chromium, url, locale)
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
+    name_label, password_label, button = SIGN_IN[locale]
+    page.get_by_label(name_label, exact=True).fill(user)
+    page.get_by_label(password_label, exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=button, exact=True).click()
+    page.get_by_role("button", name=button, exact=True).wait_for(state="detached")
+    return page
+
+
 def finished_run(home) -> None:
-    """A completed table run, so the predicting sessions have a model from the start."""
-    store = RunStore(home)
+    """A completed table run of the predicting teacher, so the predicting sessions have a model from the start."""
+    store = RunStore(home).for_user(PREDICTOR)
     record = create_run(store, make_gradebook(120), ColumnMapping(target="final", problem=REGRESSION),
                         TrainConfig.for_task(False, epochs=2, batch_size=16), data_name="earlier.csv")
     assert execute_run(store, record.run_id).status == COMPLETED
@@ -140,12 +169,12 @@ def test_ten_sessions_on_one_server(chromium, tmp_path):
     finished_run(home)
     timings = Timings()
     page_errors: list[str] = []
-    with launch_server(home, {"EDUTUNE_MAX_JOBS": "1"}) as (base, process):
-        trainers = {lang: open_page(chromium, f"{base}/data", "en-US" if lang == "en" else "zh-CN")
+    with launch_server(home, {"EDUTUNE_MAX_JOBS": "1", "EDUTUNE_USERS_FILE": users_file(tmp_path)}) as (base, process):
+        trainers = {lang: open_signed_in(chromium, f"{base}/data", "en-US" if lang == "en" else "zh-CN",
+                                         TRAINERS[lang]["user"])
                     for lang in TRAINERS}
-        predictors = [open_page(chromium, f"{base}/predict", "en-US") for _ in range(4)]
+        predictors = [open_signed_in(chromium, f"{base}/predict", "en-US", PREDICTOR) for _ in range(4)]
         for page in [*trainers.values(), *predictors]:
-            page.set_default_timeout(ACTION_TIMEOUT_MS)
             page.on("pageerror", lambda error: page_errors.append(str(error)))
         step = Steps(trainers["en"], "load")
         with step("prepare_trainers"):
@@ -164,8 +193,8 @@ def test_ten_sessions_on_one_server(chromium, tmp_path):
         with step("open_watchers"):
             for index in range(4):
                 started = time.monotonic()
-                watcher = open_page(chromium, f"{base}/train", "zh-CN" if index % 2 else "en-US")
-                watcher.set_default_timeout(ACTION_TIMEOUT_MS)
+                watcher = open_signed_in(chromium, f"{base}/train", "zh-CN" if index % 2 else "en-US",
+                                         TRAINERS["en"]["user"])
                 step.page = watcher
                 watcher.locator(".js-plotly-plot").first.wait_for()
                 timings.add("open Train while training", time.monotonic() - started)
@@ -207,8 +236,14 @@ def test_ten_sessions_on_one_server(chromium, tmp_path):
             for lang, page in trainers.items():
                 step.page = page
                 status_line(page, TRAINERS[lang]["run"], TRAINERS[lang]["stopped"]).wait_for()
-                other = TRAINERS["zh" if lang == "en" else "en"]["run"]
-                assert page.get_by_text(other, exact=False).count() == 0, f"the {lang} trainer's page shows {other}"
+                for other in (TRAINERS["zh" if lang == "en" else "en"]["run"], EARLIER_RUN):
+                    assert page.get_by_text(other, exact=False).count() == 0, f"the {lang} trainer's page shows {other}"
+        with step("predictors_see_only_their_model"):
+            for page in predictors:
+                step.page = page
+                page.get_by_text(EARLIER_RUN, exact=False).first.wait_for()
+                for lang in TRAINERS:
+                    assert page.get_by_text(TRAINERS[lang]["run"], exact=False).count() == 0
         for watcher in watchers:
             for gap in chart_gaps(watcher):
                 timings.add("live chart update", gap)

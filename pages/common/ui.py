@@ -24,13 +24,15 @@ from edutune_core.security import (
     OPEN,
     PASSWORD_ENV,
     REFUSE,
+    USERS,
     LoginThrottle,
     PasswordHash,
     SecurityError,
     access_mode,
     check_login,
+    check_user_login,
 )
-from edutune_core.uploads import UploadStore
+from edutune_core.uploads import UploadStore, user_folder
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ PAGES = (
     ("app.py", "nav.home", ":material/home:"),
     ("pages/data.py", "nav.data", ":material/table_view:"),
     ("pages/train.py", "nav.train", ":material/model_training:"),
+    ("pages/images.py", "nav.images", ":material/image:"),
     ("pages/results.py", "nav.results", ":material/insights:"),
     ("pages/predict.py", "nav.predict", ":material/edit_note:"),
     ("pages/history.py", "nav.history", ":material/history:"),
@@ -82,6 +85,7 @@ def setup_page(title_key: str) -> None:
     drawn and the script stops here.
     """
     st.set_page_config(page_title=f"{t(title_key)} · EduTune", page_icon=":material/school:", layout="wide")
+    keep_widget_state(*_KEPT_KEYS)
     mode, allowed = _access_allowed()
     if allowed:
         with st.sidebar:
@@ -89,13 +93,17 @@ def setup_page(title_key: str) -> None:
                 st.page_link(script, label=t(key), icon=icon)
             st.divider()
     language_switch()
-    if allowed and mode == LOGIN:
+    if allowed and mode in (LOGIN, USERS):
         _sign_out_button()
     if not allowed or not _store_ready():
         st.stop()
+    # Where training runs: this machine, or a Ray cluster with its free resources. Every
+    # session that passed the access check sees it, because EduTune has no administrator role.
+    st.sidebar.caption(manager().executor.caption(language()))
 
 
 SIGNED_IN_KEY = "edutune_signed_in"
+USER_KEY = "edutune_user"
 THROTTLE_KEY = "edutune_login_throttle"
 
 
@@ -105,17 +113,33 @@ def _access_allowed() -> tuple[str | None, bool]:
     try:
         mode, stored = access_mode(address)
     except SecurityError as error:
-        logger.error("the password setting is invalid: %s", error)
+        logger.error("the access setting is invalid: %s", error)
         _error_in_both_languages(error.key, **error.params)
         return None, False
+    if mode != USERS:
+        # A name kept from a users file that the administrator has since removed.
+        st.session_state.pop(USER_KEY, None)
     if mode == REFUSE:
         _log_refusal(address)
         _error_in_both_languages("security.refused", address=address or "0.0.0.0")
         return mode, False
-    if mode == OPEN or st.session_state.get(SIGNED_IN_KEY) == _fingerprint(stored):
+    if mode == OPEN:
         return mode, True
-    _login_form(stored)
+    if mode == USERS:
+        user = st.session_state.get(USER_KEY)
+        if user in stored and st.session_state.get(SIGNED_IN_KEY) == _fingerprint(stored[user]):
+            return mode, True
+        _login_form(stored, with_name=True)
+        return mode, False
+    if st.session_state.get(SIGNED_IN_KEY) == _fingerprint(stored):
+        return mode, True
+    _login_form(stored, with_name=False)
     return mode, False
+
+
+def current_user() -> str | None:
+    """Return the signed-in user's name on a server with a users file, else None."""
+    return st.session_state.get(USER_KEY)
 
 
 @functools.cache
@@ -134,30 +158,44 @@ def _fingerprint(stored: PasswordHash) -> str:
     return hashlib.sha256(stored.salt + stored.digest).hexdigest()
 
 
-def _login_form(stored: PasswordHash) -> None:
+def _login_form(stored: PasswordHash | dict[str, PasswordHash], with_name: bool) -> None:
+    """Draw the sign-in form: a password, and a user name when each user has their own password."""
     st.title(t("security.login_title"))
-    st.write(t("security.login_intro"))
+    st.write(t("security.login_intro_users" if with_name else "security.login_intro"))
     throttle = st.session_state.setdefault(THROTTLE_KEY, LoginThrottle())
     with st.form("login_form", clear_on_submit=True):
+        name = st.text_input(t("security.user_name"), key="login_name") if with_name else ""
         password = st.text_input(t("security.password"), type="password", key="login_password")
         submitted = st.form_submit_button(t("security.sign_in"), type="primary")
     if not submitted:
         return
     try:
-        signed_in = check_login(password, stored, throttle)
+        if with_name:
+            user = check_user_login(name, password, stored, throttle)
+            signed_in = user is not None
+        else:
+            signed_in = check_login(password, stored, throttle)
     except SecurityError as error:
         show_error(error)
         return
     if not signed_in:
-        st.error(t("security.login_failed"))
+        st.error(t("security.login_failed_users" if with_name else "security.login_failed"))
         return
-    st.session_state[SIGNED_IN_KEY] = _fingerprint(stored)
+    if with_name:
+        st.session_state[USER_KEY] = user
+        st.session_state[SIGNED_IN_KEY] = _fingerprint(stored[user])
+    else:
+        st.session_state[SIGNED_IN_KEY] = _fingerprint(stored)
     st.rerun()
 
 
 def _sign_out_button() -> None:
+    user = current_user()
+    if user:
+        st.sidebar.caption(t("security.signed_in_as", user=user))
     if st.sidebar.button(t("security.sign_out"), key="sign_out"):
         st.session_state.pop(SIGNED_IN_KEY, None)
+        st.session_state.pop(USER_KEY, None)
         st.rerun()
 
 
@@ -230,8 +268,14 @@ def max_concurrent_jobs() -> int:
     return max(1, torch.cuda.device_count())
 
 
-def store() -> RunStore:
+def server_store() -> RunStore:
+    """Return the run store over every user's runs, for services shared by the whole server."""
     return _services(str(default_home()))[0]
+
+
+def store() -> RunStore:
+    """Return the run store as the signed-in user sees it: only their own and shared runs."""
+    return server_store().for_user(current_user())
 
 
 def manager() -> JobManager:
@@ -239,7 +283,10 @@ def manager() -> JobManager:
 
 
 def uploads() -> UploadStore:
-    return _services(str(default_home()))[2]
+    """Return the signed-in user's uploads, or the shared folder when there are no user names."""
+    shared = _services(str(default_home()))[2]
+    user = current_user()
+    return shared if user is None else UploadStore(user_folder(shared.folder, user))
 
 
 def task_name(task: str) -> str:
@@ -281,15 +328,29 @@ def run_picker(runs: list[RunRecord], key: str) -> RunRecord | None:
     return by_id[choice]
 
 
+# Widget keys whose values outlive a visit to another page; pages add theirs through
+# ``keep_widget_state``, and ``setup_page`` keeps them on every page.
+_KEPT_KEYS: set[str] = set()
+_BACKUP_PREFIX = "edutune_kept_"
+
+
 def keep_widget_state(*keys: str) -> None:
     """Keep widget values when the user visits another page and comes back.
 
-    Streamlit drops the state of widgets that a run does not draw. Writing the value
-    back under the same key before the widget is drawn keeps it.
+    Streamlit drops the state of widgets that a script run did not draw, and a fragment
+    run of a live chart that ends after a page switch drops them as well. So each value
+    is also copied under a key that no widget uses, which Streamlit never drops, and
+    copied back when the widget's own key is gone. ``setup_page`` does this for every
+    key registered here, on every page.
     """
+    _KEPT_KEYS.update(keys)
     for key in keys:
+        backup = _BACKUP_PREFIX + key
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
+            st.session_state[backup] = st.session_state[key]
+        elif backup in st.session_state:
+            st.session_state[key] = st.session_state[backup]
 
 
 def dataset() -> dict | None:
