@@ -8,15 +8,20 @@ write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from edutune_core.i18n import EduTuneError
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +34,43 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def write_checkpoint(run_dir: Path, *, model_state: dict, best_state: dict | None, optimizer, scheduler,
                      data_order: np.random.Generator, progress: dict) -> Path:
-    """Write a checkpoint for ``run_dir`` atomically and return its folder."""
-    final = run_dir / CHECKPOINT_DIR
+    """Write a checkpoint for ``run_dir`` atomically and return its folder.
+
+    Raises:
+        EduTuneError: ``store.write_failed`` when a file cannot be written (a full disk,
+            a read-only folder). The partial folder is removed first, so that the space
+            it took is free again for recording the failure.
+    """
     temporary = run_dir / f"{CHECKPOINT_DIR}.tmp"
+    try:
+        return _write_checkpoint(run_dir, temporary, model_state=model_state, best_state=best_state,
+                                 optimizer=optimizer, scheduler=scheduler, data_order=data_order, progress=progress)
+    except (OSError, RuntimeError, SafetensorError) as error:
+        # torch.save reports a failed write as a RuntimeError, safetensors as a SafetensorError.
+        reason = _write_failure_reason(error, run_dir)
+        shutil.rmtree(temporary, ignore_errors=True)
+        logger.error("writing the checkpoint of %s failed: %s", run_dir, reason)
+        raise EduTuneError("store.write_failed", folder=str(run_dir), reason=reason) from error
+
+
+# Below this many free bytes, a failed write is reported as a full disk.
+_FULL_DISK_BYTES = 2**20
+
+
+def _write_failure_reason(error: Exception, folder: Path) -> str:
+    """Return the system's reason for a failed write, naming a full disk that torch's message hides."""
+    if getattr(error, "strerror", None):
+        return error.strerror
+    try:
+        full = shutil.disk_usage(folder).free < _FULL_DISK_BYTES
+    except OSError:
+        full = False
+    return os.strerror(errno.ENOSPC) if full else str(error)[:300]
+
+
+def _write_checkpoint(run_dir: Path, temporary: Path, *, model_state: dict, best_state: dict | None, optimizer,
+                      scheduler, data_order: np.random.Generator, progress: dict) -> Path:
+    final = run_dir / CHECKPOINT_DIR
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
 

@@ -390,9 +390,6 @@ print(json.dumps({"first": first, "second": train(1)}), flush=True)
 
 
 @needs_namespace
-@pytest.mark.xfail(strict=True, reason=(
-    "a full disk during training ends the job thread: the failure cannot be recorded because the partial "
-    "checkpoint.tmp keeps the disk full, the run stays 'running' and later runs stay queued"))
 def test_full_disk_during_training_is_recorded(tmp_path):
     """A run that fills the disk is recorded as failed with the reason, and the next run trains once space is free."""
     home = tmp_path / "home"
