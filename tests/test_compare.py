@@ -91,10 +91,14 @@ def test_lr_range_test_records_and_suggests_inside_range(edutune_home):
     assert [point["value"] for point in recorded] == pytest.approx(result["rates"])
     assert not (record.run_dir / "model").exists()
 
-    # A loss that falls fastest between 1e-3 and 1e-2 gives a suggestion there.
+    # A loss that falls around 3e-3 and diverges above 3e-2 is lowest near 2e-2, so the
+    # suggestion is a tenth of that.
     rates = np.logspace(-6, 0, 60)
-    losses = 1 / (1 + np.exp((np.log10(rates) + 2.5) * 4)) + 0.1
-    assert 1e-3 <= suggest_learning_rate(rates, losses) <= 1e-2
+    losses = 1 / (1 + np.exp((np.log10(rates) + 2.5) * 4)) + 0.1 + np.where(rates > 3e-2, 50 * (rates - 3e-2), 0)
+    assert 1e-3 <= suggest_learning_rate(rates, losses) <= 5e-3
+
+    # A loss that only rises gives the lowest tested rate, never one outside the range.
+    assert suggest_learning_rate(rates, np.linspace(1, 5, 60)) == pytest.approx(rates[0])
 
 
 def test_find_learning_rate_button_on_train_page(edutune_home):
