@@ -385,6 +385,20 @@ def test_gradebook_journey_in_english(browser_page, tmp_path):
     with step("live_chart_gains_points"):
         wait_for_more_points(page, first)
 
+    with step("settings_kept_after_visiting_results"):
+        # The live chart's fragment keeps running while the page changes, which once
+        # dropped the settings back to each field's minimum.
+        sidebar = page.locator("[data-testid=stSidebar]")
+        sidebar.get_by_text("Results", exact=True).click()
+        page.get_by_role("heading", name="Results", exact=True).wait_for()
+        settle(page)
+        sidebar.get_by_text("Train", exact=True).click()
+        page.get_by_role("heading", name="Train", exact=True).wait_for()
+        settle(page)
+        assert page.get_by_role("spinbutton", name="Epochs", exact=True).input_value() == "1000"
+        assert page.get_by_role("spinbutton", name="Learning rate", exact=True).input_value() == "1.0e-3"
+        status_line(page, run_name, "running").wait_for()
+
     with step("stop"):
         stop_run(page, run_name, "Stop", "stopped")
         stopped_points = loss_points(page)
