@@ -23,7 +23,8 @@ from edutune_core.tasks import (
     propose_problem,
     task_for,
 )
-from pages.common.ui import keep_widget_state, option_labels, setup_page, show_error, t, task_name, uploads
+from pages.common.ui import (forget_widget_state, keep_widget_state, option_labels, setup_page, show_error, t,
+                             task_name, uploads)
 
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
@@ -88,7 +89,7 @@ def choose_file() -> tuple[str, str, bytes] | None:
         return None
     keep_widget_state("data_file")
     if st.session_state.get("data_file") not in choices:
-        st.session_state.pop("data_file", None)
+        forget_widget_state("data_file")
     choice = st.selectbox(t("data.file"), list(choices), format_func=lambda key: choices[key][0], key="data_file")
     name, path = choices[choice]
     file_name = path.name if choice.startswith("sample:") else name
@@ -173,7 +174,7 @@ def labels_section(frame: pd.DataFrame, file_name: str, choice: str) -> tuple[pd
         recent = {item.upload_id: item for item in uploads().recent() if f"upload:{item.upload_id}" != choice}
         names = {NO_LABELS_FILE: t("intake.labels_none"), **{key: item.file_name for key, item in recent.items()}}
         if st.session_state.get(f"labels_file_{choice}") not in names:
-            st.session_state.pop(f"labels_file_{choice}", None)
+            forget_widget_state(f"labels_file_{choice}")
         chosen = st.selectbox(t("intake.labels_file"), list(names), format_func=names.__getitem__,
                               key=f"labels_file_{choice}")
         if chosen == NO_LABELS_FILE:
@@ -312,12 +313,11 @@ def forget_mapping_of_other_columns(frame: pd.DataFrame, choice: str) -> None:
     if not set(columns) - set(known) and not mapped & removed:
         return
     prefixes = tuple(f"{prefix}{choice}" for prefix in ("text_", "target_", "ignore_", "use_pass_", "pass_", "problem_"))
-    for key in [key for key in st.session_state if str(key).startswith(prefixes)]:
-        del st.session_state[key]
+    forget_widget_state(*[key for key in st.session_state if str(key).startswith(prefixes)])
 
 
 def forget(key: str) -> None:
-    st.session_state.pop(key, None)
+    forget_widget_state(key)
 
 
 def non_numeric_target(frame: pd.DataFrame, target: str, choice: str,

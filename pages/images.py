@@ -23,7 +23,8 @@ from edutune_core.images import (
 from edutune_core.runner import create_run
 from edutune_core.tasks import IMAGE_CLASSIFICATION
 from pages.common.live import run_panel
-from pages.common.ui import keep_widget_state, manager, option_labels, setup_page, show_error, store, t
+from pages.common.ui import (forget_widget_state, keep_widget_state, manager, option_labels, setup_page, show_error,
+                             store, t)
 
 FOLDERS, TABLE = "folders", "table"
 SOURCES = (FOLDERS, TABLE)
@@ -87,7 +88,7 @@ def first_draw_index(key: str, options: list, proposed: object) -> dict:
     """Propose an option only on first draw; later the widget's own state decides."""
     if key in st.session_state and st.session_state[key] in options:
         return {}
-    st.session_state.pop(key, None)
+    forget_widget_state(key)
     return {"index": options.index(proposed) if proposed in options else 0}
 
 

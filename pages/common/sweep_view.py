@@ -12,7 +12,7 @@ from edutune_core.runstore import ACTIVE_STATUSES, INTERRUPTED, STOPPED, RunReco
 from edutune_core.search import search_summary
 from edutune_core.sweep import SWEEP_SETTINGS, new_sweep_id, parse_values, ranked_sweep, sweep_configs, sweep_runs
 from pages.common.search_view import drivers, search_form, search_status, search_stop_and_resume
-from pages.common.ui import manager, option_labels, show_error, store, t
+from pages.common.ui import forget_widget_state, manager, option_labels, show_error, store, t
 
 SETTINGS = (None, *SWEEP_SETTINGS)
 MODES = ("grid", "search")
@@ -73,7 +73,7 @@ def sweep_section(runs: list[RunRecord]) -> None:
         return
     if st.session_state.get("compare_sweep") not in sweeps:
         # A sweep started on the Train page before its first run was recorded.
-        st.session_state.pop("compare_sweep", None)
+        forget_widget_state("compare_sweep")
     st.subheader(t("sweep.ranked"))
     chosen = st.selectbox(t("sweep.choose"), sorted(sweeps, key=sweeps.get, reverse=True), key="compare_sweep")
     records = sweep_runs(runs, chosen)

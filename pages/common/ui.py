@@ -353,6 +353,13 @@ def keep_widget_state(*keys: str) -> None:
             st.session_state[key] = st.session_state[backup]
 
 
+def forget_widget_state(*keys: str) -> None:
+    """Drop widget values on purpose, so that the widgets start afresh; their backups go too."""
+    for key in keys:
+        st.session_state.pop(key, None)
+        st.session_state.pop(_BACKUP_PREFIX + key, None)
+
+
 def dataset() -> dict | None:
     """Return the data prepared on the Data page: frame, file name and column mapping."""
     return st.session_state.get("dataset")
