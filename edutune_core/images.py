@@ -184,7 +184,7 @@ def zip_image_names(data: bytes, file_name: str) -> list[str]:
 def propose_label_columns(labels: pd.DataFrame, image_names: list[str]) -> tuple[str, str]:
     """Guess which column of a labels table names the image files and which contains the class.
 
-    The file column is the one whose values match the most images of the zip; the label
+    The file column is the one whose values match the most images of the zip. The label
     column is the first other column named like a label, else the other column with the
     fewest distinct values.
 

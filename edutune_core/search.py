@@ -338,7 +338,12 @@ class SearchDriver:
         return record.run_id
 
     def _continue_trial(self, study: optuna.Study, trial: FrozenTrial) -> str | None:
-        """Continue the run of a trial left unfinished by a stop or a restart; None when it was told now."""
+        """Continue the run of a trial left unfinished by a stop or a restart.
+
+        Returns:
+            The run id to wait for, or None when the trial's result was reported to the
+            study here because its run had already ended or is gone.
+        """
         run_id = trial.user_attrs.get("run_id") or self._run_of_trial(trial.number)
         if run_id is None:
             # The process ended between asking for the trial and creating its run.

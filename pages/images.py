@@ -23,8 +23,8 @@ from edutune_core.images import (
 from edutune_core.runner import create_run
 from edutune_core.tasks import IMAGE_CLASSIFICATION
 from pages.common.live import run_panel
-from pages.common.ui import (forget_widget_state, keep_widget_state, manager, option_labels, setup_page, show_error,
-                             store, t)
+from pages.common.ui import (config_is_valid, forget_widget_state, keep_widget_state, manager, option_labels,
+                             setup_page, show_error, store, t)
 
 FOLDERS, TABLE = "folders", "table"
 SOURCES = (FOLDERS, TABLE)
@@ -154,10 +154,7 @@ def settings_form() -> TrainConfig:
 
 
 def start_run(images: ImageSet, zip_name: str, config: TrainConfig) -> None:
-    problems = config.problems()
-    for problem in problems:
-        show_error(problem)
-    if problems:
+    if not config_is_valid(config):
         return
     try:
         record = create_run(store(), images.frame, image_mapping(), config, data_name=zip_name,

@@ -18,6 +18,7 @@ from pages.common.live import run_panel
 from pages.common.models_view import table_warm_start, text_model_choice
 from pages.common.sweep_view import sweep_form
 from pages.common.ui import (
+    config_is_valid,
     dataset,
     keep_widget_state,
     manager,
@@ -135,10 +136,7 @@ def use_learning_rate(rate: float) -> None:
 
 
 def start_run(data: dict, config: TrainConfig) -> None:
-    problems = config.problems()
-    for problem in problems:
-        show_error(problem)
-    if problems:
+    if not config_is_valid(config):
         return
     try:
         # The privacy choices and the profile go into the run's record; they hold counts

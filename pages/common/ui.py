@@ -353,6 +353,14 @@ def keep_widget_state(*keys: str) -> None:
             st.session_state[key] = st.session_state[backup]
 
 
+def config_is_valid(config) -> bool:
+    """Show every problem of a ``TrainConfig`` and return True when it has none."""
+    problems = config.problems()
+    for problem in problems:
+        show_error(problem)
+    return not problems
+
+
 def forget_widget_state(*keys: str) -> None:
     """Drop widget values on purpose, so that the widgets start afresh; their backups go too."""
     for key in keys:
