@@ -130,9 +130,9 @@ class JobManager:
 
     def _execute(self, run_id: str, resume: bool) -> None:
         with self._lock:
-            event = self._stop_events[run_id]
-        if event.is_set() or self.store.get_run(run_id).status != QUEUED:
-            self._forget(run_id)
+            event = self._stop_events.get(run_id)
+        if event is None or event.is_set() or self.store.get_run(run_id).status != QUEUED:
+            self._forget(run_id, event)
             return
         logger.info("starting run %s on the %s executor", run_id, self.executor.name)
         try:
@@ -140,11 +140,13 @@ class JobManager:
         except Exception:  # noqa: BLE001 - the worker thread must live on to run the next job
             logger.exception("run %s ended with an error that could not be recorded", run_id)
         finally:
-            self._forget(run_id)
+            self._forget(run_id, event)
 
-    def _forget(self, run_id: str) -> None:
+    def _forget(self, run_id: str, event: threading.Event | None) -> None:
         with self._lock:
-            self._stop_events.pop(run_id, None)
+            # A run resumed right after it stopped already has a new event; keep that one.
+            if self._stop_events.get(run_id) is event:
+                self._stop_events.pop(run_id, None)
             current = threading.current_thread()
             if current in self._cluster_threads:
                 self._cluster_threads.remove(current)
