@@ -492,7 +492,8 @@ def test_run_survives_refresh_second_tab_and_return(browser_page):
         returned.get_by_role("heading", name="历史记录", exact=True).wait_for()
         picker = returned.get_by_role("combobox", name="训练记录")
         wait_until(lambda: picker.input_value().startswith(f"{run_name} · 训练中"), "the running run in the history")
-        assert loss_points(returned) > 0
+        # The chart draws a moment after the run picker shows the run.
+        wait_until(lambda: loss_points(returned) > 0, "the history's loss chart to show points")
 
     with step("stop"):
         returned.locator("[data-testid=stSidebar]").get_by_text("训练", exact=True).click()
