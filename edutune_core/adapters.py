@@ -33,6 +33,11 @@ class TextAdapter:
     keeps the beginning, ``"head_tail"`` keeps the first quarter and the end (essays
     often state their conclusion last), and ``"chunks"`` splits the text into
     overlapping windows whose outputs are averaged into one prediction per text.
+
+    Batches are padded to their own longest window, rounded up to a multiple of
+    ``pad_to_multiple_of`` (never past ``max_length``). With ``tokens_per_pass`` set,
+    ``batches`` splits a batch into consecutive parts of at most that many tokens,
+    so one pass keeps fewer activations. The training loop sums their gradients.
     """
 
     kind = "text"
@@ -42,6 +47,8 @@ class TextAdapter:
         self.model = model
         self.max_length = max_length
         self.truncation = truncation
+        self.pad_to_multiple_of = 1
+        self.tokens_per_pass: int | None = None
 
     @classmethod
     def create(cls, reference: str, num_outputs: int, problem: str, max_length: int,
@@ -93,15 +100,58 @@ class TextAdapter:
                 return full[:start], full[start + len(content):]
         return [], []
 
+    def lengths(self, encoded: list[list[list[int]]]) -> np.ndarray:
+        """Tokens of each row, all its windows together."""
+        return np.asarray([sum(len(window) for window in windows) for windows in encoded], dtype=np.int64)
+
+    def inference_order(self, encoded: list[list[list[int]]]) -> np.ndarray:
+        """Rows from the longest to the shortest, so each prediction batch pads little."""
+        return np.argsort(-self.lengths(encoded), kind="stable")
+
     def batches(self, encoded: list[list[list[int]]], targets: torch.Tensor | None, order: np.ndarray,
                 batch_size: int) -> Iterator[Batch]:
         for start in range(0, len(order), batch_size):
-            positions = order[start:start + batch_size]
-            windows = [{"input_ids": window} for position in positions for window in encoded[position]]
-            owners = [row for row, position in enumerate(positions) for _ in encoded[position]]
-            inputs = dict(self.tokenizer.pad(windows, return_tensors="pt"))
-            inputs["window_owner"] = torch.as_tensor(owners)
-            yield inputs, None if targets is None else targets[positions]
+            for positions in self._passes(encoded, order[start:start + batch_size]):
+                yield self._collate(encoded, positions), None if targets is None else targets[positions]
+
+    def _padded_length(self, longest: int) -> int:
+        multiple = self.pad_to_multiple_of
+        return max(longest, min(-(-longest // multiple) * multiple, self.max_length))
+
+    def _passes(self, encoded: list[list[list[int]]], positions: np.ndarray) -> Iterator[np.ndarray]:
+        """Cut ``positions`` into consecutive parts of at most ``tokens_per_pass`` padded tokens.
+
+        A row is never split, so a part contains at least one row.
+        """
+        budget = self.tokens_per_pass
+        if not budget:
+            yield positions
+            return
+        begin, windows, longest = 0, 0, 0
+        for index, position in enumerate(positions):
+            rows = encoded[position]
+            row_longest = self._padded_length(max(len(window) for window in rows))
+            if index > begin and (windows + len(rows)) * max(longest, row_longest) > budget:
+                yield positions[begin:index]
+                begin, windows, longest = index, 0, 0
+            windows += len(rows)
+            longest = max(longest, row_longest)
+        yield positions[begin:]
+
+    def _collate(self, encoded: list[list[list[int]]], positions: np.ndarray) -> dict[str, torch.Tensor]:
+        """Pad the windows of ``positions`` into one batch and record which row owns each window."""
+        windows = [window for position in positions for window in encoded[position]]
+        owners = [row for row, position in enumerate(positions) for _ in encoded[position]]
+        width = self._padded_length(max(len(window) for window in windows))
+        input_ids = np.full((len(windows), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        attention_mask = np.zeros((len(windows), width), dtype=np.int64)
+        left = self.tokenizer.padding_side == "left"
+        for row, window in enumerate(windows):
+            place = slice(width - len(window), width) if left else slice(0, len(window))
+            input_ids[row, place] = window
+            attention_mask[row, place] = 1
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
+                "window_owner": torch.as_tensor(owners)}
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         owners = inputs["window_owner"]

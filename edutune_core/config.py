@@ -48,8 +48,10 @@ class TrainConfig:
         freeze_layers: Number of the text model's first transformer layers kept fixed.
         lora_rank: Rank of LoRA adapters (peft) on the attention layers; 0 trains
             the whole model. Only the adapters and the new head are trained.
-        precision: ``"fp32"``, ``"bf16"`` (autocast on CPU or GPU) or ``"fp16"``
-            (autocast with loss scaling, CUDA only). Weights stay in fp32.
+        precision: ``"auto"`` (bf16 for pretrained text models where the CPU or GPU
+            computes bf16 natively, else fp32), ``"fp32"``, ``"bf16"`` (autocast on
+            CPU or GPU) or ``"fp16"`` (autocast with loss scaling, CUDA only). Weights
+            stay in fp32. Prediction uses the same precision.
         device: ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cuda"``, ``"mps"`` or
             ``"cpu"``.
         truncation: What happens to texts longer than ``max_length``: ``"head"``
@@ -60,6 +62,14 @@ class TrainConfig:
             224 is what the ImageNet weights were trained on; smaller is faster.
         augmentation: Random changes to training images, as the fields of
             ``edutune_core.images.Augmentation``; None uses its defaults.
+        group_by_length: Form each text batch from essays of similar length (in a
+            random order of batches), so little of a batch is padding.
+        pad_to_multiple_of: Text batches are padded to a multiple of this many
+            tokens, which keeps the number of distinct batch shapes small.
+        tokens_per_pass: Maximum tokens in one forward and backward pass of a text
+            model. A larger batch is split into passes whose gradients are summed.
+            None picks 2,048 on the CPU and whole batches on a GPU; 0 always runs
+            whole batches.
     """
 
     model: str = BUNDLED_MODEL
@@ -81,12 +91,15 @@ class TrainConfig:
     freeze_embeddings: bool = False
     freeze_layers: int = 0
     lora_rank: int = 0
-    precision: str = "fp32"
+    precision: str = "auto"
     device: str = "auto"
     truncation: str = "head"
     lr_range_test: bool = False
     image_size: int = 224
     augmentation: dict | None = None
+    group_by_length: bool = True
+    pad_to_multiple_of: int = 8
+    tokens_per_pass: int | None = None
 
     @classmethod
     def for_task(cls, text_task: bool, **settings) -> TrainConfig:
@@ -137,6 +150,10 @@ class TrainConfig:
              "0 – 100"),
             ("lora_rank", self.lora_rank, _is_int(self.lora_rank) and 0 <= self.lora_rank <= 256, "0 – 256"),
             ("image_size", self.image_size, _is_int(self.image_size) and 32 <= self.image_size <= 512, "32 – 512"),
+            ("pad_to_multiple_of", self.pad_to_multiple_of,
+             _is_int(self.pad_to_multiple_of) and 1 <= self.pad_to_multiple_of <= 128, "1 – 128"),
+            ("tokens_per_pass", self.tokens_per_pass, self.tokens_per_pass is None
+             or (_is_int(self.tokens_per_pass) and 0 <= self.tokens_per_pass <= 10**6), "0 – 1000000"),
         ]
         augmentation = self.augmentation or {}
         checks += [
@@ -172,7 +189,7 @@ def _is_int(value: object) -> bool:
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("linear", "cosine", "constant")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TRUNCATIONS = ("head", "head_tail", "chunks")
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from edutune_core import metrics as metric_lib
-from edutune_core.adapters import load_adapter
+from edutune_core.adapters import TextAdapter, load_adapter
 from edutune_core.config import TrainConfig
 from edutune_core.i18n import ModelError
 from edutune_core.tasks import CLASSIFICATION, ColumnMapping, PreparedData, prepare_data
-from edutune_core.training import format_predictions, predict_outputs
+from edutune_core.training import fit_to_device, format_predictions, predict_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,13 @@ class Predictor:
         self.target_scale = tuple(self.description["target_scale"])
         self.adapter = load_adapter(self.description["adapter"], model_dir, self.description.get("max_length", 256),
                                     self.description.get("truncation", "head"))
-        logger.info("loaded model from %s (%s)", model_dir, self.description["task"])
+        # Prediction runs on the CPU, in the precision the run was configured with.
+        self.precision = fit_to_device(self.adapter, self.config, torch.device("cpu"))
+        if self.precision == "bf16" and isinstance(self.adapter, TextAdapter):
+            # Autocast would round the weights to bf16 on every batch, so round them once.
+            # Autocast still runs layer norms and softmax in fp32.
+            self.adapter.model.to(torch.bfloat16)
+        logger.info("loaded model from %s (%s, %s)", model_dir, self.description["task"], self.precision)
 
     @property
     def task(self) -> str:
@@ -89,7 +96,7 @@ class Predictor:
         data = prepare_data(inputs, self.mapping, require_target=False, labels=self.labels)
         encoded = self.adapter.encode(data)
         _, raw = predict_outputs(self.adapter, encoded, self.mapping.problem, self.target_scale,
-                                 self.config.batch_size)
+                                 self.config.batch_size, precision=self.precision)
         confidence = raw.max(axis=1) if self.mapping.problem == CLASSIFICATION else None
         values = format_predictions(raw, self.mapping.problem, self.labels, self.score_points)
         return Prediction(values=values, confidence=confidence, row_index=data.row_index, data=data, raw=raw)

@@ -54,6 +54,8 @@ class StoreSink:
 
     def log_event(self, kind: str, detail: dict) -> None:
         self.store.add_event(self.run_id, kind, detail)
+        if kind == "hardware":
+            self.store.update_summary(self.run_id, {"hardware": detail})
         if kind == "resumed":
             # Points recorded after the checkpoint (by a process that died) are dropped,
             # so the curve continues from the step the job resumed at.

@@ -135,6 +135,7 @@ class TrainingJob:
         else:
             self.adapter = TableAdapter.create(self.train_data, num_outputs)
         self.adapter.model.to(self.device)
+        self.precision = fit_to_device(self.adapter, config, self.device)
 
         # Regression heads learn standardised targets; predictions are scaled back.
         if self.problem == CLASSIFICATION:
@@ -157,14 +158,16 @@ class TrainingJob:
                               * self.learning_rate_scale)
         self.optimizer = optim.build_optimizer(self.adapter.model.parameters(), config, self.learning_rate)
         self.scheduler = optim.build_scheduler(self.optimizer, config, self.total_steps)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.data_order = np.random.default_rng(config.seed)
         self.sink.start(self.total_steps)
+        self.sink.log_event("hardware", {"device": self.device.type, "precision": self.precision,
+                                         "tokens_per_pass": getattr(self.adapter, "tokens_per_pass", None)})
         logger.info("training %s on %d rows, validating on %d rows, on %s: %d epochs x %d steps, batch size %d "
                     "(x%d accumulated), learning rate %g, %s", self._model_name(),
                     len(self.train_data), len(self.validation_data), self.device, config.epochs,
                     self.steps_per_epoch, config.batch_size, config.accumulation_steps, self.learning_rate,
-                    config.precision)
+                    self.precision)
 
     def _model_name(self) -> str:
         if self.train_data.task == IMAGE_CLASSIFICATION:
@@ -223,7 +226,7 @@ class TrainingJob:
         stop_event = stop_event or threading.Event()
         while self.epoch < self.config.epochs:
             if self.order is None:
-                self.order = self.data_order.permutation(len(self.train_data))
+                self.order = self._epoch_order()
             stopped = self._train_epoch(stop_event)
             if stopped and self.epochs_done > 0:
                 break
@@ -244,6 +247,13 @@ class TrainingJob:
             self.write_checkpoint()
         self.sink.log_event("stopped" if stopped else "finished", {"step": self.step, "epochs": self.epochs_done})
         return not stopped
+
+    def _epoch_order(self) -> np.ndarray:
+        """Draw a new random order of the training rows, with text rows in batches of similar length."""
+        if self.config.group_by_length and isinstance(self.adapter, TextAdapter):
+            return optim.length_grouped_order(self.data_order, self.adapter.lengths(self.train_inputs),
+                                              self.rows_per_step)
+        return self.data_order.permutation(len(self.train_data))
 
     def _train_epoch(self, stop_event: threading.Event) -> bool:
         """Train on the rest of the current epoch's order; return True when stopped."""
@@ -274,7 +284,7 @@ class TrainingJob:
             for inputs, targets in self.adapter.batches(self.train_inputs, self.train_targets, own_rows,
                                                         config.batch_size):
                 inputs, targets = _to_device(inputs, self.device), targets.to(self.device)
-                with optim.autocast_context(self.device, config.precision):
+                with optim.autocast_context(self.device, self.precision):
                     outputs = self.adapter.forward(inputs)
                 loss = compute_loss(self.problem, outputs.float(), targets, self.loss_weights)
                 self._check_finite(loss)
@@ -304,7 +314,7 @@ class TrainingJob:
             return
         self.sink.log_event("non_finite_loss", {"step": self.step + 1, "value": str(loss.item())})
         raise TrainingError("train.nan_loss", step=self.step + 1, value=str(loss.item()),
-                            learning_rate=f"{self.learning_rate:g}", precision=self.config.precision)
+                            learning_rate=f"{self.learning_rate:g}", precision=self.precision)
 
     def _evaluate_epoch(self, step: int, epoch: float) -> bool:
         """Evaluate on the validation rows, keep the best weights, and tell whether they improved."""
@@ -329,7 +339,7 @@ class TrainingJob:
 
     def predict_raw(self, encoded, targets: torch.Tensor | None = None) -> tuple[float, np.ndarray]:
         return predict_outputs(self.adapter, encoded, self.problem, self.target_scale, self.config.batch_size,
-                               targets, device=self.device)
+                               targets, device=self.device, precision=self.precision)
 
     def metrics_for(self, targets: np.ndarray, raw: np.ndarray) -> dict:
         data = self.train_data
@@ -389,6 +399,15 @@ class TrainingJob:
         table.to_csv(run_dir / "validation_predictions.csv", index=False, encoding="utf-8")
 
 
+def fit_to_device(adapter, config: TrainConfig, device: torch.device) -> str:
+    """Set a text adapter's padding and pass size for ``device`` and return the precision to compute in."""
+    is_text = isinstance(adapter, TextAdapter)
+    if is_text:
+        adapter.pad_to_multiple_of = config.pad_to_multiple_of
+        adapter.tokens_per_pass = optim.tokens_per_pass(config.tokens_per_pass, device)
+    return optim.resolve_precision(config.precision, device, is_text)
+
+
 def target_tensor(targets: np.ndarray, problem: str, target_scale: tuple[float, float]) -> torch.Tensor:
     """Return class indices as longs, or values standardised with ``target_scale``."""
     if problem == CLASSIFICATION:
@@ -411,26 +430,32 @@ def _to_device(inputs: dict[str, torch.Tensor], device: torch.device) -> dict[st
 
 @torch.inference_mode()
 def predict_outputs(adapter, encoded, problem: str, target_scale: tuple[float, float], batch_size: int,
-                    targets: torch.Tensor | None = None, device: torch.device | None = None) -> tuple[float, np.ndarray]:
-    """Run the model over encoded rows in order.
+                    targets: torch.Tensor | None = None, device: torch.device | None = None,
+                    precision: str = "fp32") -> tuple[float, np.ndarray]:
+    """Run the model over encoded rows, text rows from the longest to the shortest.
 
     Returns:
-        The mean loss (NaN without targets) and the raw outputs: class probabilities,
-        or values on the target's own scale.
+        The mean loss (NaN without targets) and the raw outputs in the rows' own order:
+        class probabilities, or values on the target's own scale.
     """
     model = adapter.model
     was_training = model.training
     model.eval()
-    order = np.arange(len(encoded))
+    inference_order = getattr(adapter, "inference_order", None)
+    order = inference_order(encoded) if inference_order else np.arange(len(encoded))
     losses, outputs = [], []
     device = device or torch.device("cpu")
-    for inputs, batch_targets in adapter.batches(encoded, targets, order, batch_size):
-        batch_outputs = adapter.forward(_to_device(inputs, device)).float().cpu()
-        if batch_targets is not None:
-            losses.append(compute_loss(problem, batch_outputs, batch_targets).item() * len(batch_outputs))
-        outputs.append(batch_outputs)
+    with optim.autocast_context(device, precision):
+        for inputs, batch_targets in adapter.batches(encoded, targets, order, batch_size):
+            batch_outputs = adapter.forward(_to_device(inputs, device)).float().cpu()
+            if batch_targets is not None:
+                losses.append(compute_loss(problem, batch_outputs, batch_targets).item() * len(batch_outputs))
+            outputs.append(batch_outputs)
     model.train(was_training)
-    return _decode_outputs(torch.cat(outputs), problem, target_scale, losses, len(order))
+    ordered = torch.cat(outputs)
+    restored = torch.empty_like(ordered)
+    restored[torch.from_numpy(order)] = ordered
+    return _decode_outputs(restored, problem, target_scale, losses, len(order))
 
 
 def format_predictions(raw: np.ndarray, problem: str, labels: list[str] | None,

@@ -59,6 +59,11 @@ def _draw(record: RunRecord) -> None:
     waiting = waiting_message(record, store().events(record.run_id), language())
     if waiting:
         st.info(waiting)
+    hardware = record.summary.get("hardware")
+    if hardware:
+        passes = (t("train.passes", tokens=f"{hardware['tokens_per_pass']:,}") if hardware.get("tokens_per_pass")
+                  else "")
+        st.caption(t("train.hardware", device=hardware["device"], precision=hardware["precision"]) + passes)
     if record.summary.get("data_parallel"):
         st.caption(t("cluster.data_parallel", **record.summary["data_parallel"]))
     if record.status == "failed":
