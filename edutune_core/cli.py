@@ -62,7 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--freeze-embeddings", action="store_true", default=None)
     train.add_argument("--freeze-layers", type=int, help="first transformer layers to keep fixed")
     train.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank instead of the whole model")
-    train.add_argument("--precision", choices=PRECISIONS)
+    train.add_argument("--precision", choices=PRECISIONS,
+                       help="auto (default): bf16 for text models where the processor computes it natively")
+    train.add_argument("--group-by-length", action="store_true", default=None,
+                       help="form text batches from essays of similar length: faster, but can cost quality")
+    train.add_argument("--pad-to-multiple-of", type=int, help="pad text batches to a multiple of this many tokens")
+    train.add_argument("--tokens-per-pass", type=int,
+                       help="maximum tokens in one forward and backward pass (default 2048 on the CPU; 0: whole batch)")
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--output", type=Path, help="run folder (default: a new folder under $EDUTUNE_HOME/runs)")
     train.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -158,7 +164,7 @@ def _train(args: argparse.Namespace) -> int:
     names = ("model", "epochs", "batch_size", "learning_rate", "max_length", "seed", "validation_share", "folds",
              "optimizer", "scheduler", "warmup_share", "weight_decay", "max_grad_norm", "accumulation_steps",
              "early_stopping_patience", "class_weights", "freeze_embeddings", "freeze_layers", "lora_rank",
-             "precision", "device")
+             "precision", "device", "group_by_length", "pad_to_multiple_of", "tokens_per_pass")
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     config = TrainConfig.for_task(args.text_column is not None, **settings)
     validation = _read(args.validation_data).frame if args.validation_data else None

@@ -42,9 +42,9 @@ def pick_device(name: str) -> torch.device:
 # prefer another. TrainConfig.tokens_per_pass overrides it.
 CPU_TOKENS_PER_PASS = 2048
 
-# Optimizer steps per length group. An epoch's rows are sorted by length inside groups
-# of this many steps' rows, so the essays of one batch have similar lengths and little
-# padding. The batches still come in a random order.
+# Optimizer steps per length group (TrainConfig.group_by_length). An epoch's rows are
+# sorted by length inside groups of this many steps' rows, so the essays of one batch
+# have similar lengths and little padding. The batches still come in a random order.
 LENGTH_GROUP_STEPS = 16
 
 

@@ -147,6 +147,7 @@ class TrainingJob:
         if config.class_weights and self.problem == CLASSIFICATION:
             self.loss_weights = optim.class_weight_tensor(self.train_data.targets, num_outputs).to(self.device)
         self.train_inputs = self.adapter.encode(self.train_data)
+        self.train_lengths = self.adapter.lengths(self.train_inputs) if isinstance(self.adapter, TextAdapter) else None
         self.validation_inputs = self.adapter.encode(self.validation_data)
         self.train_targets = target_tensor(self.train_data.targets, self.problem, self.target_scale)
         self.validation_targets = target_tensor(self.validation_data.targets, self.problem, self.target_scale)
@@ -251,8 +252,7 @@ class TrainingJob:
     def _epoch_order(self) -> np.ndarray:
         """Draw a new random order of the training rows, with text rows in batches of similar length."""
         if self.config.group_by_length and isinstance(self.adapter, TextAdapter):
-            return optim.length_grouped_order(self.data_order, self.adapter.lengths(self.train_inputs),
-                                              self.rows_per_step)
+            return optim.length_grouped_order(self.data_order, self.train_lengths, self.rows_per_step)
         return self.data_order.permutation(len(self.train_data))
 
     def _train_epoch(self, stop_event: threading.Event) -> bool:
@@ -281,6 +281,10 @@ class TrainingJob:
         self.optimizer.zero_grad(set_to_none=True)
         try:
             own_rows = rows[self.rank::self.world_size]
+            if self.train_lengths is not None:
+                # The step's gradient is a sum over its rows, so their order is free:
+                # longest first, each pass and accumulated batch pads to similar lengths.
+                own_rows = own_rows[np.argsort(-self.train_lengths[own_rows], kind="stable")]
             for inputs, targets in self.adapter.batches(self.train_inputs, self.train_targets, own_rows,
                                                         config.batch_size):
                 inputs, targets = _to_device(inputs, self.device), targets.to(self.device)

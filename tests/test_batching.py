@@ -157,3 +157,33 @@ def test_memory_estimate_counts_one_pass_on_the_cpu():
     assert passes.needed < whole.needed < fp32.needed or not optim.bf16_is_fast(torch.device("cpu"))
     assert passes.needed < whole.needed / 2
     assert larger_batch.needed == passes.needed
+
+
+def test_step_rows_run_longest_first(tiny_text_model):
+    data = prepare_data(varied_essays(32), MAPPING)
+    config = TrainConfig(model=str(tiny_text_model), batch_size=16, max_length=60, tokens_per_pass=200, seed=1)
+    job = TrainingJob(data, data, config, sink=_NullSink())
+    job.setup()
+    seen = []
+    batches = job.adapter.batches
+
+    def recording_batches(encoded, targets, order, batch_size):
+        seen.append(job.train_lengths[order])
+        return batches(encoded, targets, order, batch_size)
+
+    job.adapter.batches = recording_batches
+    job._optimizer_step(np.arange(16))
+    assert len(seen[0]) == 16
+    assert list(seen[0]) == sorted(seen[0], reverse=True)
+
+
+def test_epoch_order_is_random_by_default(tiny_text_model):
+    data = prepare_data(varied_essays(32), MAPPING)
+    orders = {}
+    for grouped in (False, True):
+        job = TrainingJob(data, data, TrainConfig(model=str(tiny_text_model), batch_size=8, max_length=128, seed=4,
+                                                  group_by_length=grouped), sink=_NullSink())
+        job.setup()
+        orders[grouped] = job._epoch_order()
+    assert np.array_equal(orders[False], np.random.default_rng(4).permutation(32))
+    assert padded_share(job.train_lengths, orders[True], 8) < padded_share(job.train_lengths, orders[False], 8)

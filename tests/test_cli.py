@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import ROOT, make_essays, make_gradebook
 from edutune_core.export import export_run
+from edutune_core.optim import bf16_is_fast
 from edutune_core.runstore import RunStore
 
 
@@ -84,6 +86,8 @@ def test_bundled_model_trains_offline(tmp_path):
     record = RunStore(tmp_path / "home").get_run(result["run_id"])
     assert record.model == "all-MiniLM-L6-v2"
     assert json.loads((record.run_dir / "model" / "config.json").read_text())["model_type"] == "bert"
+    assert record.summary["hardware"]["precision"] == ("bf16" if bf16_is_fast(torch.device("cpu")) else "fp32")
+    assert record.summary["hardware"]["tokens_per_pass"] == 2048
 
     names = zipfile.ZipFile(__import__("io").BytesIO(export_run(record))).namelist()
     top = f"edutune-{record.run_id}"
@@ -93,8 +97,22 @@ def test_bundled_model_trains_offline(tmp_path):
     assert not any(name.endswith(".parquet") for name in names)
 
 
+def test_speed_settings_reach_the_run(tmp_path):
+    path = tmp_path / "essays.csv"
+    make_essays(30).to_csv(path, index=False)
+    trained = run_cli("train", "--data", path, "--target", "score", "--text-column", "essay", "--epochs", 1,
+                      "--max-length", 24, "--precision", "fp32", "--group-by-length", "--pad-to-multiple-of", 1,
+                      "--tokens-per-pass", 0, "--json", home=tmp_path / "home")
+    assert trained.returncode == 0, trained.stderr
+    record = RunStore(tmp_path / "home").get_run(json.loads(trained.stdout.strip().splitlines()[-1])["run_id"])
+    assert record.config["group_by_length"] is True
+    assert record.config["pad_to_multiple_of"] == 1
+    assert record.summary["hardware"] == {"device": "cpu", "precision": "fp32", "tokens_per_pass": None}
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--target", "grade"], 'Column "grade" is not in the file'),
+    (["--target", "final", "--tokens-per-pass", "-5"], "The setting tokens_per_pass is -5"),
     (["--target", "final", "--epochs", "0"], "The setting epochs is 0"),
     (["--target", "final", "--problem", "regression", "--pass-mark", "60"], "A pass mark (60.0)"),
 ])
