@@ -105,8 +105,8 @@ def test_speed_settings_reach_the_run(tmp_path):
                       "--tokens-per-pass", 0, "--json", home=tmp_path / "home")
     assert trained.returncode == 0, trained.stderr
     record = RunStore(tmp_path / "home").get_run(json.loads(trained.stdout.strip().splitlines()[-1])["run_id"])
-    assert record.config["group_by_length"] is True
-    assert record.config["pad_to_multiple_of"] == 1
+    assert record.config["train"]["group_by_length"] is True
+    assert record.config["train"]["pad_to_multiple_of"] == 1
     assert record.summary["hardware"] == {"device": "cpu", "precision": "fp32", "tokens_per_pass": None}
 
 
