@@ -116,7 +116,7 @@ def edutune_training(store: RunStore, manager: JobManager, train, validation, co
 
 
 def hand_loop(train, config, precision: str) -> dict:
-    """The minimal PyTorch loop: same model, optimizer, batch size, max length and precision.
+    """Train with a minimal PyTorch loop: same model, optimizer, batch size, max length and precision.
 
     Batches are drawn in a random order and padded to their longest essay. Like EduTune
     and ``Trainer``, it trains with dropout on and clips gradients to norm 1.0.

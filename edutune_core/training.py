@@ -282,8 +282,8 @@ class TrainingJob:
         try:
             own_rows = rows[self.rank::self.world_size]
             if self.train_lengths is not None:
-                # The step's gradient is a sum over its rows, so their order is free:
-                # longest first, each pass and accumulated batch pads to similar lengths.
+                # The step's gradient is a sum over its rows, so their order does not matter.
+                # Longest first, each pass and accumulated batch pads to similar lengths.
                 own_rows = own_rows[np.argsort(-self.train_lengths[own_rows], kind="stable")]
             for inputs, targets in self.adapter.batches(self.train_inputs, self.train_targets, own_rows,
                                                         config.batch_size):
