@@ -17,7 +17,7 @@ import queue
 import threading
 
 from edutune_core.executor import build_executor
-from edutune_core.runstore import QUEUED, STOPPED, STOPPING, RunStore
+from edutune_core.runstore import QUEUED, RUNNING, STOPPED, STOPPING, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +83,20 @@ class JobManager:
         with self._lock:
             event = self._stop_events.get(run_id)
             waiting = run_id in self._waiting
-        if event is None:
-            return False
-        event.set()
+            if event is None:
+                return False
+            if waiting:
+                # A worker checks the event under this lock before it starts a run.
+                event.set()
         if waiting:
             self.store.set_status(run_id, STOPPED)
             self.store.add_event(run_id, "cancelled", {})
         else:
-            self.store.set_status(run_id, STOPPING)
+            # "stopping" is written before the job can see the event, and only over an
+            # active status: a fast job records "stopped" right after the event is set,
+            # and that must stay the last word.
+            self.store.set_status(run_id, STOPPING, only_from=(QUEUED, RUNNING))
+            event.set()
         logger.info("stop requested for run %s", run_id)
         return True
 
@@ -131,7 +137,12 @@ class JobManager:
     def _execute(self, run_id: str, resume: bool) -> None:
         with self._lock:
             event = self._stop_events.get(run_id)
-        if event is None or event.is_set() or self.store.get_run(run_id).status != QUEUED:
+        status = self.store.get_run(run_id).status
+        if event is not None and event.is_set() and status == STOPPING:
+            # Stopped after a worker took it from the queue and before it started.
+            self.store.set_status(run_id, STOPPED, only_from=(STOPPING,))
+            self.store.add_event(run_id, "cancelled", {})
+        if event is None or event.is_set() or status != QUEUED:
             self._forget(run_id, event)
             return
         logger.info("starting run %s on the %s executor", run_id, self.executor.name)

@@ -200,10 +200,20 @@ class RunStore:
         logger.info("created run %s (%s, %s) in %s", run_id, task, model, folder)
         return self.get_run(run_id)
 
-    def set_status(self, run_id: str, status: str, *, error: dict | None = None) -> None:
+    def set_status(self, run_id: str, status: str, *, error: dict | None = None,
+                   only_from: tuple[str, ...] | None = None) -> None:
+        """Record a run's status; with ``only_from``, only while the run has one of those statuses.
+
+        The check and the write are one statement, so a job thread that records the end
+        of its run at the same moment cannot have its status overwritten.
+        """
         pid = os.getpid() if status == RUNNING else None
-        self._write("UPDATE runs SET status = ?, updated_at = ?, pid = COALESCE(?, pid), error_json = ? WHERE run_id = ?",
-                    (status, time.time(), pid, json.dumps(error) if error else None, run_id))
+        sql = "UPDATE runs SET status = ?, updated_at = ?, pid = COALESCE(?, pid), error_json = ? WHERE run_id = ?"
+        params: tuple = (status, time.time(), pid, json.dumps(error) if error else None, run_id)
+        if only_from is not None:
+            sql += f" AND status IN ({', '.join('?' * len(only_from))})"
+            params += tuple(only_from)
+        self._write(sql, params)
 
     def set_total_steps(self, run_id: str, total_steps: int) -> None:
         self._write("UPDATE runs SET total_steps = ? WHERE run_id = ?", (total_steps, run_id))

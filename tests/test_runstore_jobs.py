@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from edutune_core.config import TrainConfig
 from edutune_core.jobs import JobManager
 from edutune_core.progress import curves, format_duration, progress_of
 from edutune_core.runner import create_run
-from edutune_core.runstore import COMPLETED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunStore
+from edutune_core.runstore import COMPLETED, INTERRUPTED, QUEUED, RUNNING, STOPPED, STOPPING, RunStore
 from edutune_core.tasks import REGRESSION, ColumnMapping
 from edutune_core.uploads import UploadStore
 
@@ -118,6 +119,50 @@ def test_manager_stops_running_and_cancels_queued(tmp_path):
         assert manager.stop("no-such-run") is False
     finally:
         manager.shutdown()
+
+
+class LateStoppingStore(RunStore):
+    """A store whose "stopping" write lands late: after the job has recorded its end, or after five seconds."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.ended = threading.Event()
+
+    def set_status(self, run_id, status, **options):
+        if status == STOPPING:
+            self.ended.wait(5.0)
+        super().set_status(run_id, status, **options)
+        if status in (STOPPED, COMPLETED):
+            self.ended.set()
+
+
+def test_stop_of_a_job_that_ends_at_once_stays_stopped(tmp_path):
+    """A fast job records "stopped" the moment it sees the stop; the page must not show "stopping" forever."""
+    store = LateStoppingStore(tmp_path)
+    manager = JobManager(store)
+    try:
+        record = new_run(store, epochs=1000)
+        manager.submit(record.run_id)
+        wait_for(store, record.run_id, (RUNNING,))
+        assert manager.stop(record.run_id) is True
+        wait_for(store, record.run_id, (STOPPED,))
+        deadline = time.monotonic() + 30
+        while manager.is_managed(record.run_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.get_run(record.run_id).status == STOPPED
+    finally:
+        manager.shutdown()
+
+
+def test_status_write_only_from_active_statuses(tmp_path):
+    store = RunStore(tmp_path)
+    record = new_run(store)
+    store.set_status(record.run_id, COMPLETED)
+    store.set_status(record.run_id, STOPPING, only_from=(QUEUED, RUNNING))
+    assert store.get_run(record.run_id).status == COMPLETED
+    store.set_status(record.run_id, RUNNING)
+    store.set_status(record.run_id, STOPPING, only_from=(QUEUED, RUNNING))
+    assert store.get_run(record.run_id).status == STOPPING
 
 
 def test_new_manager_marks_unfinished_runs_interrupted(tmp_path):
