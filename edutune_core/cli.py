@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--output", type=Path, help="run folder (default: a new folder under $EDUTUNE_HOME/runs)")
     train.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    train.add_argument("--baselines", action="store_true",
+                       help="also fit the simple baselines (TF-IDF or table models and the floor) on the same "
+                            "split and report their metrics under 'baselines'")
     _add_executor_arguments(train)
 
     resume = commands.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
@@ -173,7 +176,7 @@ def _train(args: argparse.Namespace) -> int:
     record = create_run(store, frame, mapping, config, data_name=args.data.name,
                         validation_frame=validation, run_dir=args.output, cluster=cluster)
     print(f"run {record.run_id} in {record.run_dir}", file=sys.stderr)
-    return _finish(store, _execute(store, record.run_id, executor), args.json)
+    return _finish(store, _execute(store, record.run_id, executor), args.json, baselines=args.baselines)
 
 
 def _train_images(args: argparse.Namespace, executor, cluster: dict | None) -> int:
@@ -216,7 +219,7 @@ def _resume(args: argparse.Namespace) -> int:
     return _finish(store, _execute(store, record.run_id, executor, resume=True), args.json)
 
 
-def _finish(store: RunStore, record, as_json: bool) -> int:
+def _finish(store: RunStore, record, as_json: bool, *, baselines: bool = False) -> int:
     if record.status not in (COMPLETED, STOPPED):
         error = record.error or {}
         failure = EduTuneError(error.get("key", "run.internal_error"), **error.get("params", {}))
@@ -224,9 +227,24 @@ def _finish(store: RunStore, record, as_json: bool) -> int:
         return EXIT_INVALID if failure.key != "run.internal_error" else EXIT_FAILED
     if record.status == STOPPED:
         print(f"stopped; continue with: python -m edutune_core resume --run-id {record.run_id}", file=sys.stderr)
-    _print_metrics(record.metrics or {}, as_json, {"run_id": record.run_id, "run_dir": str(record.run_dir),
-                                                    "status": record.status})
+    header = {"run_id": record.run_id, "run_dir": str(record.run_dir), "status": record.status}
+    if baselines:
+        header["baselines"] = _baselines(record, as_json)
+    _print_metrics(record.metrics or {}, as_json, header)
     return 0
+
+
+def _baselines(record, as_json: bool) -> dict[str, dict]:
+    """Fit the baselines on the run's own split and return each one's scalar metrics."""
+    from edutune_core.baseline import baseline_metrics
+
+    models = baseline_metrics(record)["models"]
+    scalars = {kind: {name: values[name] for name in SCALAR_METRICS if name in values}
+               for kind, values in models.items()}
+    for kind, values in scalars.items():
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+        print(f"baseline {kind}: {shown}", file=sys.stderr if as_json else sys.stdout)
+    return scalars
 
 
 def _predict(args: argparse.Namespace) -> int:

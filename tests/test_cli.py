@@ -79,10 +79,13 @@ def test_bundled_model_trains_offline(tmp_path):
     make_essays(40).to_csv(path, index=False)
     trained = run_cli("train", "--data", path, "--target", "score", "--text-column", "essay",
                       "--ignore-columns", "essay_id", "--epochs", 1, "--max-length", 24, "--batch-size", 16,
-                      "--json", home=tmp_path / "home")
+                      "--baselines", "--json", home=tmp_path / "home")
     assert trained.returncode == 0, trained.stderr
     result = json.loads(trained.stdout.strip().splitlines()[-1])
     assert set(result) >= {"qwk", "exact_agreement", "adjacent_agreement", "rmse"}
+    assert set(result["baselines"]) == {"tfidf_linear", "floor"}
+    assert set(result["baselines"]["tfidf_linear"]) >= {"qwk", "rmse"}
+    assert "baseline tfidf_linear: qwk" in trained.stderr
     record = RunStore(tmp_path / "home").get_run(result["run_id"])
     assert record.model == "all-MiniLM-L6-v2"
     assert json.loads((record.run_dir / "model" / "config.json").read_text())["model_type"] == "bert"
