@@ -327,19 +327,55 @@ def read_raw_text(text: str, separator: str, file_name: str, width: int | None) 
     """Parse the whole text into a frame of strings with integer column labels.
 
     Blank lines stay as rows of empty strings so that row positions match records, and
-    missing trailing fields become empty strings. ``width`` is the column count, and
-    the first record sets it when ``width`` is ``None``.
+    missing trailing fields become empty strings. A record of only separators that is
+    wider than the table (";;;" below a two-column header) also becomes a blank row.
+    ``width`` is the column count, and the first record sets it when ``width`` is ``None``.
 
     Raises:
-        DataError: a record has more fields than ``width``.
+        DataError: a record with a non-empty field has more fields than ``width``.
     """
     try:
-        return pd.read_csv(
-            io.StringIO(text), sep=separator, header=None, names=None if width is None else range(width),
-            index_col=False, dtype=str, keep_default_na=False, skip_blank_lines=False, engine="c",
-        )
+        return _parse_text(text, separator, width)
     except pd.errors.ParserError as exc:
-        raise _parse_error(text, separator, file_name, width, str(exc)) from None
+        cleared = _clear_wide_empty_records(text, separator, width) if width is not None else None
+        if cleared is None:
+            raise _parse_error(text, separator, file_name, width, str(exc)) from None
+    try:
+        return _parse_text(cleared, separator, width)
+    except pd.errors.ParserError as exc:
+        raise _parse_error(cleared, separator, file_name, width, str(exc)) from None
+
+
+def _parse_text(text: str, separator: str, width: int | None) -> pd.DataFrame:
+    return pd.read_csv(
+        io.StringIO(text), sep=separator, header=None, names=None if width is None else range(width),
+        index_col=False, dtype=str, keep_default_na=False, skip_blank_lines=False, engine="c",
+    )
+
+
+def _clear_wide_empty_records(text: str, separator: str, width: int) -> str | None:
+    """Empty the lines whose record is wider than ``width`` but has only blank fields.
+
+    Such a record contains no quote, so it is exactly one line, and emptying the line
+    keeps the positions of the other records. Returns ``None`` when there is none.
+    """
+    lines = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    cleared = []
+    start_line = 1
+    try:
+        for fields in reader:
+            if len(fields) > width and not any(field.strip() for field in fields):
+                cleared.append(start_line - 1)
+            start_line = reader.line_num + 1
+    except csv.Error:
+        pass  # A field is over the csv module's size limit; the lines before it are checked.
+    if not cleared:
+        return None
+    for index in cleared:
+        if index < len(lines) and not lines[index].strip(separator + " \t\r\n"):
+            lines[index] = lines[index][len(lines[index].rstrip("\r\n")):]
+    return "".join(lines)
 
 
 def _parse_error(text: str, separator: str, file_name: str, width: int | None, detail: str) -> DataError:

@@ -16,6 +16,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable
 
@@ -29,8 +30,8 @@ from edutune_core._headers import (
 from edutune_core._text_tables import SEPARATOR_LABELS, SUPPORTED_ENCODINGS
 from edutune_core.i18n import DataError
 
-__all__ = ["LoadedTable", "MAX_FILE_BYTES", "SUPPORTED_ENCODINGS", "cell_number", "is_missing_cell", "load_table",
-           "read_table_file"]
+__all__ = ["LoadedTable", "MAX_FILE_BYTES", "SUPPORTED_ENCODINGS", "cell_number", "check_file_size",
+           "is_missing_cell", "load_table", "read_table_file", "sheet_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 # Integers of 12 or more digits show in scientific notation as float64, and those past
 # 2**53 (16 digits) lose digits. Numbers with a leading zero lose it. Both stay text.
 _IDENTIFIER = re.compile(r"[+-]?[0-9]{12,}|0[0-9]+")
+# Workbook number cells from this size on (12 digits) are IDs and become text, as in CSV.
+_IDENTIFIER_MIN = 10**11
+# Excel keeps 15 significant digits, so a 16-digit or longer number typed into a cell
+# has already lost its last digits when the file is saved.
+_EXCEL_DIGITS = 15
+_EXCEL_EXACT_MAX = 10**_EXCEL_DIGITS
 
 
 @dataclass
@@ -71,6 +78,9 @@ class LoadedTable:
     header_rows: int = 1  # 2 when a row of group names above the column names was flattened
     dropped_empty_rows: int = 0  # blank rows below the header that were removed
     decimal_comma: bool = False  # True when "14,5" style decimals were converted
+    # Workbook columns of number cells with 16 or more digits, kept as text. Excel stores
+    # only 15 significant digits, so their last digits may differ from the real IDs.
+    rounded_id_columns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -89,10 +99,19 @@ class _RawTable:
 def read_table_file(path: str | os.PathLike, **overrides) -> LoadedTable:
     """Read a table file from disk and load it with ``load_table``, passing ``overrides`` on."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise _too_large_error(path.name, size)
+    check_file_size(path.name, path.stat().st_size)
     return load_table(path.read_bytes(), path.name, **overrides)
+
+
+def check_file_size(file_name: str, size: int) -> None:
+    """Raise ``data.file_too_large`` when ``size`` bytes exceed ``MAX_FILE_BYTES``.
+
+    The web server accepts larger uploads (``server.maxUploadSize`` in
+    ``.streamlit/config.toml``), so that this check, with its message in the reader's
+    language, is the one that rejects an oversize file.
+    """
+    if size > MAX_FILE_BYTES:
+        raise _too_large_error(file_name, size)
 
 
 def load_table(
@@ -114,8 +133,7 @@ def load_table(
             ``header_rows`` is not 1 or 2.
     """
     _check_arguments(separator, header_row, header_rows)
-    if len(data) > MAX_FILE_BYTES:
-        raise _too_large_error(file_name, len(data))
+    check_file_size(file_name, len(data))
     if not data:
         raise DataError("data.empty_file", file=file_name)
     file_format = _detect_format(data, file_name)
@@ -139,6 +157,25 @@ def _too_large_error(file_name: str, size: int) -> DataError:
     return DataError(
         "data.file_too_large", file=file_name, size_mb=f"{size / 2**20:.1f}", max_mb=MAX_FILE_BYTES // 2**20
     )
+
+
+def sheet_names(data: bytes, file_name: str) -> list[str]:
+    """Return the sheet names of a workbook, or an empty list for a text file or a
+    workbook that cannot be opened, so a page can offer every sheet after a failed load."""
+    if not data or len(data) > MAX_FILE_BYTES:
+        return []
+    try:
+        file_format = _detect_format(data, file_name)
+        if file_format == "xlsx":
+            with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as workbook:
+                return [str(name) for name in workbook.sheet_names]
+        if file_format == "xls":
+            return xlrd.open_workbook(file_contents=data, on_demand=True).sheet_names()
+    except DataError:
+        return []
+    except Exception as exc:  # noqa: BLE001 - damaged workbooks raise zip, XML, xlrd, key and value errors
+        logger.debug("%s: sheet names not readable: %r", file_name, exc)
+    return []
 
 
 def _detect_format(data: bytes, file_name: str) -> str:
@@ -245,18 +282,36 @@ def _xls_cell_value(cell: xlrd.sheet.Cell, datemode: int) -> object:
 def _pick_sheet(
     names: list[str], read_sheet: Callable[[str], pd.DataFrame], sheet: str | None, file_name: str
 ) -> tuple[str | None, pd.DataFrame]:
-    """Read the requested sheet, or the first sheet with a non-blank cell; ``None`` when all are blank."""
+    """Read the requested sheet, or else the first sheet that contains a table.
+
+    A sheet contains a table when it has at least two non-blank rows (a header and a data
+    row), so a cover sheet with only a title ("本册为期末成绩") is passed over. When no
+    sheet contains a table, the first non-blank sheet is read, and its error explains why.
+    Returns ``None`` as the name when every sheet is blank.
+    """
     if sheet is not None and sheet not in names:
         raise DataError("data.sheet_not_found", file=file_name, sheet=sheet, sheets=", ".join(names))
-    for name in [sheet] if sheet is not None else names:
+    if sheet is not None:
+        return sheet, read_sheet(sheet).reset_index(drop=True)
+    first_non_blank: tuple[str, pd.DataFrame] | None = None
+    for name in names:
         cells = read_sheet(name)
-        if sheet is not None or not _is_blank_sheet(cells):
+        if _contains_table(cells):
             return name, cells.reset_index(drop=True)
-    return None, pd.DataFrame()
+        if first_non_blank is None and not _is_blank_sheet(cells):
+            first_non_blank = name, cells.reset_index(drop=True)
+    return first_non_blank or (None, pd.DataFrame())
 
 
 def _is_blank_sheet(cells: pd.DataFrame) -> bool:
     return cells.empty or bool(cells.map(is_blank).all(axis=None))
+
+
+def _contains_table(cells: pd.DataFrame) -> bool:
+    if cells.empty:
+        return False
+    filled_rows = ~cells.map(is_blank).all(axis=1)
+    return int(filled_rows.sum()) >= 2
 
 
 def _clean(raw: _RawTable, file_name: str, header_row: int | None, header_rows: int | None) -> LoadedTable:
@@ -271,12 +326,18 @@ def _clean(raw: _RawTable, file_name: str, header_row: int | None, header_rows: 
     if body.empty:
         raise DataError("data.no_data_rows", file=file_name, row=header.row + header.rows)
     frame, decimal_comma = _build_frame(header.names, body, allow_decimal_comma=raw.separator != ",")
+    rounded = [name for position, name in enumerate(_column_names(header.names))
+               if name in frame.columns and _has_excel_rounded_ids(body[position])]
+    if rounded:
+        logger.warning("%s: columns %s contain numbers of 16 or more digits; Excel keeps 15 significant digits, "
+                       "so their last digits may differ from the real IDs", file_name, rounded)
     logger.debug("%s: header row %d (%d rows), %d blank rows dropped, dtypes %s", file_name, header.row,
                  header.rows, int(blank_rows.sum()), dict(frame.dtypes.astype(str)))
     return LoadedTable(
         frame=frame, file_name=file_name, file_format=raw.file_format, encoding=raw.encoding,
         separator=raw.separator, sheet=raw.sheet, sheet_names=raw.sheet_names, header_row=header.row,
         header_rows=header.rows, dropped_empty_rows=int(blank_rows.sum()), decimal_comma=decimal_comma,
+        rounded_id_columns=rounded,
     )
 
 
@@ -307,7 +368,7 @@ def _build_frame(header: list[str], body: pd.DataFrame, allow_decimal_comma: boo
     """Name the columns, drop unnamed empty ones and convert each column's type."""
     columns: dict[str, pd.Series] = {}
     decimal_comma = False
-    names = _unique_names([name or f"column_{position + 1}" for position, name in enumerate(header)])
+    names = _column_names(header)
     for position, name in enumerate(names):
         values = body[position]
         if not header[position] and _blank_cells(values).all():
@@ -315,6 +376,25 @@ def _build_frame(header: list[str], body: pd.DataFrame, allow_decimal_comma: boo
         columns[name], used_comma = _convert_column(values, allow_decimal_comma)
         decimal_comma = decimal_comma or used_comma
     return pd.DataFrame(columns), decimal_comma
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """Name blank header cells column_<position> and make every name unique.
+
+    A generated name takes a suffix when the header already has that name, so a
+    teacher's own "column_2" keeps its name.
+    """
+    taken = {name for name in header if name}
+    named = []
+    for position, name in enumerate(header):
+        if not name:
+            stem = f"column_{position + 1}"
+            name, number = stem, 2
+            while name in taken:
+                name, number = f"{stem}_{number}", number + 1
+            taken.add(name)
+        named.append(name)
+    return _unique_names(named)
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -344,6 +424,8 @@ def _convert_column(values: pd.Series, allow_decimal_comma: bool) -> tuple[pd.Se
     is_number = pd.Series(False, index=values.index)
     if values.dtype == object:
         is_number = values.map(is_number_cell).astype(bool)
+    if _holds_number_ids(values[is_number]):
+        return values.map(_id_text).astype(str), False
     texts = _as_text(values[~is_number]).str.strip()
     missing = texts.str.lower().isin(_MISSING_TOKENS)
     tokens = texts[~missing]
@@ -379,6 +461,33 @@ def _all_dates(values: pd.Series) -> bool:
     return bool(present) and all(isinstance(value, (datetime, date)) for value in present)
 
 
+
+
+def _holds_number_ids(numbers: pd.Series) -> bool:
+    """Tell whether workbook number cells are IDs: all whole numbers, one of 12 or more digits."""
+    if numbers.empty or not numbers.map(lambda value: float(value).is_integer()).all():
+        return False
+    return bool(numbers.map(lambda value: abs(value) >= _IDENTIFIER_MIN).any())
+
+
+def _id_text(value: object) -> str:
+    """Write a workbook cell of an ID column as text, a number cell without a decimal part.
+
+    A number of 2**53 or more is not stored exactly in a double, so it is written as
+    Excel shows it, rounded to 15 significant digits.
+    """
+    if not is_number_cell(value):
+        return cell_text(value)
+    if abs(value) >= 2**53:
+        return str(int(Decimal(f"{float(value):.{_EXCEL_DIGITS}g}")))
+    return str(int(value))
+
+
+def _has_excel_rounded_ids(values: pd.Series) -> bool:
+    if values.dtype != object:
+        return False
+    numbers = values[values.map(is_number_cell).astype(bool)]
+    return _holds_number_ids(numbers) and bool(numbers.map(lambda value: abs(value) >= _EXCEL_EXACT_MAX).any())
 
 
 def _is_integral(value: float) -> bool:

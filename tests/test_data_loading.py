@@ -175,6 +175,23 @@ def text_cases() -> list:
             values={(0, "score_3"): 2, (0, "column_3"): 3, (0, "score_2"): 4, (0, "score_4"): 5},
         ), id="duplicate-and-empty-names"),
         pytest.param(LoadCase(
+            b"name;score\nAda;91\nBo;77\n;;;\n", "wide-separators.csv", ["name", "score"], 2,
+            kinds={"score": "int64"}, values={(1, "name"): "Bo"}, attributes={"dropped_empty_rows": 1},
+        ), id="separator-row-wider-than-header"),
+        pytest.param(LoadCase(
+            b"name,score\r\nAda,91\r\n,,,,\r\nBo,\"77\"\r\n", "wide-middle.csv", ["name", "score"], 2,
+            kinds={"score": "int64"}, values={(1, "score"): 77}, attributes={"dropped_empty_rows": 1},
+        ), id="separator-row-wider-in-middle"),
+        pytest.param(LoadCase(
+            b"a,,column_2\n1,2,3\n", "blank-name.csv", ["a", "column_2_2", "column_2"], 1,
+            values={(0, "column_2"): 3, (0, "column_2_2"): 2},
+        ), id="blank-name-beside-column-2"),
+        pytest.param(LoadCase(
+            b",column_1,column_1_2\nx,y,z\n", "generated-taken.csv", ["column_1_3", "column_1", "column_1_2"], 1,
+            values={(0, "column_1"): "y", (0, "column_1_2"): "z", (0, "column_1_3"): "x"},
+            overrides={"header_row": 0},
+        ), id="generated-name-avoids-all-names"),
+        pytest.param(LoadCase(
             b"name;score;\r\nAda;91;\nBo;77;\r\n;;\n\n;;\r\n", "trailing.csv", ["name", "score"], 2,
             kinds={"score": "int64"}, attributes={"dropped_empty_rows": 3},
         ), id="trailing-empty-rows-and-column"),
@@ -240,8 +257,8 @@ def workbook_cases() -> list:
                         "encoding": None, "separator": None, "decimal_comma": True},
         ), id="xlsx-first-non-empty-sheet"),
         pytest.param(LoadCase(
-            two_sheets, "gradebook.bin", ["学号", "分数"], 2, kinds={"学号": "int64", "分数": "int64"},
-            values={(0, "学号"): 2024010100001}, attributes={"file_format": "xlsx", "sheet": "期末"},
+            two_sheets, "gradebook.bin", ["学号", "分数"], 2, kinds={"学号": "text", "分数": "int64"},
+            values={(0, "学号"): "2024010100001"}, attributes={"file_format": "xlsx", "sheet": "期末"},
             overrides={"sheet": "期末"},
         ), id="xlsx-sheet-selection"),
         pytest.param(LoadCase(
@@ -261,6 +278,19 @@ def workbook_cases() -> list:
             two_sheets, "gradebook.csv", ["学号", "姓名", "分数", "备注"], 2,
             attributes={"file_format": "xlsx", "sheet": "期中"},
         ), id="xlsx-named-csv"),
+        pytest.param(LoadCase(
+            workbook_bytes({"封面": [["本册为期末成绩"]], "成绩": [["姓名", "分数"], ["张三", 85], ["李四", 92]]}),
+            "封面.xlsx", ["姓名", "分数"], 2, values={(1, "姓名"): "李四"},
+            attributes={"sheet": "成绩", "sheet_names": ["封面", "成绩"]},
+        ), id="xlsx-title-sheet-skipped"),
+        pytest.param(LoadCase(
+            workbook_bytes({"IDs": [["学号", "身份证号", "分数"], [202401010001, 110105200801011234, 88],
+                                    [202401010002, 110105200802021234, 91]]}),
+            "ids.xlsx", ["学号", "身份证号", "分数"], 2,
+            kinds={"学号": "text", "身份证号": "text", "分数": "int64"},
+            values={(0, "学号"): "202401010001", (1, "学号"): "202401010002", (0, "身份证号"): "110105200801011000"},
+            attributes={"rounded_id_columns": ["身份证号"]},
+        ), id="xlsx-long-number-ids"),
     ]
 
 
@@ -669,3 +699,46 @@ def test_every_raised_key_is_in_catalog() -> None:
 
     assert raised
     assert raised <= english.keys()
+
+
+def test_xls_long_number_ids_become_text() -> None:
+    table = load_table(xls_bytes([["学号", "分数"], [202401010001, 85], [202401010002, 90.5]]), "ids.xls")
+
+    assert pd.api.types.is_string_dtype(table.frame["学号"])
+    assert table.frame["学号"].tolist() == ["202401010001", "202401010002"]
+    assert table.rounded_id_columns == []
+
+
+def test_short_number_column_stays_numeric() -> None:
+    table = load_table(workbook_bytes({"S": [["id", "score"], [12345678901, 1], [12345678902, 2]]}), "short.xlsx")
+
+    assert table.frame["id"].dtype == "int64"
+
+
+def test_rounded_ids_logged_as_warning(caplog: pytest.LogCaptureFixture) -> None:
+    data = workbook_bytes({"S": [["身份证号", "score"], [110105200801011234, 1], [110105200802021234, 2]]})
+
+    with caplog.at_level(logging.WARNING, logger="edutune_core"):
+        table = load_table(data, "national.xlsx")
+
+    assert table.rounded_id_columns == ["身份证号"]
+    assert any("16 or more digits" in record.getMessage() for record in caplog.records)
+
+
+def test_sheet_names_of_files() -> None:
+    data = workbook_bytes({"封面": [["本册为期末成绩"]], "成绩": [["a"], [1]]})
+
+    assert data_module.sheet_names(data, "book.xlsx") == ["封面", "成绩"]
+    assert data_module.sheet_names(b"a,b\n1,2\n", "plain.csv") == []
+    assert data_module.sheet_names(data[:600], "cut.xlsx") == []
+    assert data_module.sheet_names(b"", "empty.xlsx") == []
+
+
+def test_no_sheet_with_table_reports_first() -> None:
+    data = workbook_bytes({"封面": [["本册为期末成绩"]], "说明": [["仅供参考"]]})
+
+    with pytest.raises(DataError) as raised:
+        load_table(data, "covers.xlsx")
+
+    assert raised.value.key == "data.no_data_rows"
+    assert "covers.xlsx" in raised.value.message("en")
