@@ -132,9 +132,12 @@ def training_rows_with_corrections(frame: pd.DataFrame, corrections: pd.DataFram
     Returns:
         The combined table, with ``edutune_source`` set to ``original`` or ``correction``,
         and the mapping with that column and the correction bookkeeping columns ignored,
-        so that they never become model inputs.
+        so that they never become model inputs. Rows that already carry a mark (a run
+        that was itself trained with corrections) keep it.
     """
-    original = frame.assign(**{SOURCE_COLUMN: "original"})
+    earlier_marks = frame[SOURCE_COLUMN] if SOURCE_COLUMN in frame.columns else None
+    original = frame.assign(**{SOURCE_COLUMN: "original" if earlier_marks is None
+                               else earlier_marks.where(earlier_marks.notna(), "original")})
     kept = [column for column in corrections.columns if column in frame.columns or column in (CORRECTED_FROM,
                                                                                               CORRECTED_AT)]
     added = corrections[kept].assign(**{SOURCE_COLUMN: "correction"})
@@ -144,34 +147,97 @@ def training_rows_with_corrections(frame: pd.DataFrame, corrections: pd.DataFram
     return combined, ColumnMapping.from_dict({**mapping.to_dict(), "ignore_columns": ignored})
 
 
-def retrain_with_corrections(store, record, manager=None):
-    """Create the next run: this run's rows plus its corrections, starting from its model.
+def parent_split(record) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return a held-out run's training rows and validation rows as snapshot tables.
 
-    The new run records its parent run and the number of corrected rows, so the history
-    shows which labels came from corrections. It is queued on ``manager`` when given.
+    The validation rows are the ones the run recorded in ``validation_predictions.csv``
+    (positions in its snapshot). A run without that file gets its split drawn again
+    from its seed, the way it drew it when it trained.
+    """
+    from edutune_core.config import TrainConfig
+    from edutune_core.evaluation import PREDICTIONS_FILE
+    from edutune_core.runner import TRAIN_SNAPSHOT, VALIDATION_SNAPSHOT, split_rows
+    from edutune_core.tasks import prepare_data
+
+    snapshot = pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT)
+    validation_path = record.run_dir / VALIDATION_SNAPSHOT
+    if validation_path.exists():
+        return snapshot, pd.read_parquet(validation_path)
+    predictions_path = record.run_dir / PREDICTIONS_FILE
+    if predictions_path.exists():
+        rows = pd.read_csv(predictions_path, usecols=["row"])["row"].to_numpy()
+    else:
+        config = TrainConfig.from_dict(record.config["train"])
+        data = prepare_data(snapshot, ColumnMapping.from_dict(record.config["mapping"]))
+        _, positions = split_rows(data, config.validation_share, config.seed)
+        rows = data.row_index[positions].to_numpy()
+    is_validation = np.isin(np.arange(len(snapshot)), rows)
+    return (snapshot[~is_validation].reset_index(drop=True), snapshot[is_validation].reset_index(drop=True))
+
+
+def base_model(record) -> str:
+    """Return the pretrained model a run started from, before any warm start from a parent run."""
+    return record.summary.get("base_model") or record.config["train"]["model"]
+
+
+def warm_starts_from_parent(record) -> bool:
+    """Return True when the next run with corrections continues from this run's weights.
+
+    A cross-validated run's saved model trained on every row, so a child that continued
+    from it would be validated on rows its starting weights had already seen. Such a
+    child starts from the parent's pretrained model instead. The character model and
+    image models always start again as well.
+    """
+    from edutune_core.char_model import CHAR_MODEL
+    from edutune_core.config import TrainConfig
+
+    config = TrainConfig.from_dict(record.config["train"])
+    mapping = ColumnMapping.from_dict(record.config["mapping"])
+    return config.folds < 2 and config.model != CHAR_MODEL and mapping.image_column is None
+
+
+def retrain_with_corrections(store, record, manager=None):
+    """Create the next run: this run's rows plus its corrections.
+
+    A held-out run's child keeps the parent's validation rows as its validation rows,
+    trains on the parent's training rows plus the corrected rows, and starts from the
+    parent's tuned model. A cross-validated run's child trains the same number of folds
+    on all rows plus the corrected rows, starting from the parent's pretrained model
+    (see ``warm_starts_from_parent``). The new run records its parent run, the number
+    of corrected rows and the model it started from, so the history shows which labels
+    came from corrections. It is queued on ``manager`` when given.
 
     Raises:
         DataError: The run has no saved corrections.
     """
     import dataclasses
 
-    from edutune_core.char_model import CHAR_MODEL
     from edutune_core.config import TrainConfig
     from edutune_core.runner import TRAIN_SNAPSHOT, create_run
 
     corrections = load_corrections(record.run_dir)
     if corrections is None or corrections.empty:
         raise DataError("corrections.nothing_to_retrain", run=record.name)
-    snapshot = pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT)
     mapping = ColumnMapping.from_dict(record.config["mapping"])
-    combined, combined_mapping = training_rows_with_corrections(snapshot, corrections, mapping)
     config = TrainConfig.from_dict(record.config["train"])
-    if config.model != CHAR_MODEL and mapping.image_column is None:
-        # Continue from this run's tuned model rather than from the pretrained one.
+    if config.folds >= 2:
+        training, validation = pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT), None
+    else:
+        training, validation = parent_split(record)
+    combined, combined_mapping = training_rows_with_corrections(training, corrections, mapping)
+    started_from = base_model(record)
+    if warm_starts_from_parent(record):
+        # Continue from this run's tuned model, which never saw the validation rows.
         config = dataclasses.replace(config, model=str(record.run_dir))
+    else:
+        config = dataclasses.replace(config, model=started_from)
+    summary = {"parent_run": record.run_id, "corrected_rows": int(len(corrections)), "base_model": started_from,
+               "warm_start_from_parent": warm_starts_from_parent(record)}
     child = create_run(store, combined, combined_mapping, config, data_name=record.data_name,
-                       name=f"{record.name} + {len(corrections)}",
-                       extra_summary={"parent_run": record.run_id, "corrected_rows": int(len(corrections))})
+                       validation_frame=validation, name=f"{record.name} + {len(corrections)}",
+                       extra_summary=summary)
+    logger.info("run %s retrains run %s with %d corrections (%s)", child.run_id, record.run_id, len(corrections),
+                "warm start from the parent" if summary["warm_start_from_parent"] else f"from {started_from}")
     if manager is not None:
         manager.submit(child.run_id)
     return child

@@ -157,5 +157,89 @@ def test_retrain_with_corrections_records_parent(tmp_path):
     assert child.status == COMPLETED, child.error
     assert child.summary["parent_run"] == parent.run_id
     assert child.summary["corrected_rows"] == 5
-    assert child.summary["rows_used"] == 205
+    parent_validation_rows = len(pd.read_csv(parent.run_dir / "validation_predictions.csv"))
+    assert child.summary["rows_used"] == parent.summary["rows_used"] - parent_validation_rows + 5
+    assert child.summary["validation_rows"] == parent_validation_rows
     assert any(event["kind"] == "warm_start" for event in store.events(child.run_id))
+
+
+def test_earlier_correction_marks_are_kept():
+    frame = pd.DataFrame({"essay": ["a b c"] * 5, "score": [1, 2, 3, 1, 2],
+                          SOURCE_COLUMN: ["original", "original", None, "correction", "correction"]})
+    corrections = pd.DataFrame({"essay": ["d e"], "score": [3.0], "corrected_from": ["2"],
+                                "corrected_at": ["2026-01-01"]})
+    combined, _ = training_rows_with_corrections(frame, corrections, ColumnMapping(target="score",
+                                                                                  text_column="essay"))
+    assert combined[SOURCE_COLUMN].tolist() == ["original"] * 3 + ["correction"] * 3
+
+
+def held_out_ids(record, column="student_id"):
+    """Return the ids of a run's validation rows and of its training rows, as sets."""
+    from edutune_core.evaluation import load_validation
+    from edutune_core.runner import TRAIN_SNAPSHOT, VALIDATION_SNAPSHOT
+
+    snapshot = pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT)
+    if record.status != "completed":
+        # A queued run has no predictions yet: its validation rows are its validation snapshot.
+        return set(pd.read_parquet(record.run_dir / VALIDATION_SNAPSHOT)[column]), set(snapshot[column])
+    validation = set(load_validation(record).source[column])
+    if (record.run_dir / VALIDATION_SNAPSHOT).exists():
+        return validation, set(snapshot[column])
+    return validation, set(snapshot[column]) - validation
+
+
+def test_child_validates_on_parent_validation_rows(tmp_path):
+    from edutune_core.corrections import retrain_with_corrections
+    from edutune_core.runstore import COMPLETED
+
+    store = RunStore(tmp_path)
+    mapping = ColumnMapping(target="final", problem=CLASSIFICATION, pass_mark=60, ignore_columns=["student_id"])
+    parent = execute_run(store, create_run(store, make_gradebook(120), mapping,
+                                           TrainConfig.for_task(False, epochs=2), data_name="g").run_id)
+    parent_validation, parent_training = held_out_ids(parent)
+    corrected = make_gradebook(4, seed=9).assign(final=[80, 30, 90, 20])
+    corrected["student_id"] = [f"N{index}" for index in range(4)]
+    corrected.to_csv(parent.run_dir / CORRECTIONS_FILE, index=False)
+
+    child = execute_run(store, retrain_with_corrections(store, parent).run_id)
+    assert child.status == COMPLETED, child.error
+    child_validation, child_training = held_out_ids(child)
+    assert not child_validation & parent_training
+    assert child_validation == parent_validation
+    assert child_training == parent_training | set(corrected["student_id"])
+    assert child.config["train"]["model"] == str(parent.run_dir)
+    assert child.summary["warm_start_from_parent"] is True
+
+    # A second round keeps the first round's validation rows and marks.
+    child_corrections = make_gradebook(2, seed=11).assign(final=[75, 25], student_id=["M0", "M1"])
+    child_corrections.to_csv(child.run_dir / CORRECTIONS_FILE, index=False)
+    grandchild = retrain_with_corrections(store, child)
+    grandchild_validation, grandchild_training = held_out_ids(grandchild)
+    assert grandchild_validation == parent_validation
+    assert grandchild_training == child_training | {"M0", "M1"}
+    from edutune_core.runner import TRAIN_SNAPSHOT
+
+    marks = pd.read_parquet(grandchild.run_dir / TRAIN_SNAPSHOT).set_index("student_id")[SOURCE_COLUMN]
+    assert (marks[["N0", "N1", "N2", "N3", "M0", "M1"]] == "correction").all()
+    assert (marks.drop(["N0", "N1", "N2", "N3", "M0", "M1"]) == "original").all()
+    assert grandchild.summary["base_model"] == parent.config["train"]["model"]
+
+
+def test_child_of_cross_validated_run_starts_fresh(tmp_path):
+    from edutune_core.corrections import retrain_with_corrections
+    from edutune_core.runstore import COMPLETED
+
+    store = RunStore(tmp_path)
+    mapping = ColumnMapping(target="final", problem=CLASSIFICATION, pass_mark=60, ignore_columns=["student_id"])
+    parent = execute_run(store, create_run(store, make_gradebook(60), mapping,
+                                           TrainConfig.for_task(False, epochs=1, folds=3), data_name="g").run_id)
+    make_gradebook(3, seed=4).assign(final=[80, 30, 90]).to_csv(parent.run_dir / CORRECTIONS_FILE, index=False)
+
+    child = execute_run(store, retrain_with_corrections(store, parent).run_id)
+    assert child.status == COMPLETED, child.error
+    assert child.config["train"]["model"] == parent.config["train"]["model"]
+    assert child.config["train"]["model"] != str(parent.run_dir)
+    assert child.config["train"]["folds"] == 3
+    assert child.summary["warm_start_from_parent"] is False
+    assert child.summary["rows_used"] == 63
+    assert not any(event["kind"] == "warm_start" for event in store.events(child.run_id))
