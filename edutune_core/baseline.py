@@ -2,7 +2,8 @@
 
 Text gets TF-IDF features (words and character n-grams, so Chinese text without spaces
 works too) with a linear model. Tables get a linear model and a random forest. Every
-task also gets a floor: the most common class, or the mean value. Ridge regression
+text and table task also gets a floor: the most common class, or the mean value.
+Image tasks get no baselines, because none of these models reads pixels. Ridge regression
 serves scores and values, logistic regression serves classes. Score predictions are
 rounded and clipped to the rubric like the fine-tuned model's.
 
@@ -33,7 +34,7 @@ from edutune_core.crossval import fold_splits
 from edutune_core.evaluation import require_snapshot
 from edutune_core.runner import load_all_rows, load_run_data
 from edutune_core.runstore import RunRecord
-from edutune_core.tasks import CLASSIFICATION, TABULAR, PreparedData, is_numeric
+from edutune_core.tasks import CLASSIFICATION, IMAGE_CLASSIFICATION, TABULAR, PreparedData, is_numeric
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ FLOOR = "floor"
 
 
 def baseline_kinds(data: PreparedData) -> tuple[str, ...]:
-    """Return the baselines that fit the task, the floor last."""
+    """Return the baselines that fit the task, the floor last, or none for images."""
+    if data.task == IMAGE_CLASSIFICATION:
+        return ()
     return (LINEAR, FOREST, FLOOR) if data.task == TABULAR else (TFIDF_LINEAR, FLOOR)
 
 
@@ -137,6 +140,7 @@ def baseline_metrics(record: RunRecord) -> dict:
 
     Returns:
         ``{"version", "run_id", "split": "folds" | "holdout", "models": {kind: metrics}}``.
+        ``models`` is empty for an image run.
 
     Raises:
         EvaluationError: The run's data snapshot is missing.
@@ -147,16 +151,17 @@ def baseline_metrics(record: RunRecord) -> dict:
         cached = json.loads(path.read_text(encoding="utf-8"))
         if cached.get("version") == BASELINE_VERSION and cached.get("run_id") == record.run_id:
             return cached
-    require_snapshot(record)
     config = TrainConfig.from_dict(record.config["train"])
+    split = "folds" if config.folds >= 2 else "holdout"
+    if record.task == IMAGE_CLASSIFICATION:
+        return {"version": BASELINE_VERSION, "run_id": record.run_id, "split": split, "models": {}}
+    require_snapshot(record)
     if config.folds >= 2:
         data = load_all_rows(record)
         models = evaluate_folds(data, fold_splits(data, config.folds, config.seed), config.seed)
-        split = "folds"
     else:
         train, validation = load_run_data(record)
         models = evaluate_split(train, validation, config.seed)
-        split = "holdout"
     result = {"version": BASELINE_VERSION, "run_id": record.run_id, "split": split, "models": models}
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     logger.info("baselines of run %s on its %s split: %s", record.run_id, split, ", ".join(models))

@@ -56,7 +56,10 @@ def folds_section(metrics: dict, family: str) -> None:
 
 
 def baseline_section(record: RunRecord) -> dict | None:
-    """Show the fine-tuned model beside the simple baselines on the same split, and return the baselines."""
+    """Show the fine-tuned model beside the simple baselines on the same split, and return the baselines.
+
+    Cross-validated runs show each value as the mean over the folds ± its standard deviation.
+    """
     st.subheader(t("baseline.title"))
     try:
         with st.spinner(t("baseline.computing")):
@@ -64,15 +67,30 @@ def baseline_section(record: RunRecord) -> dict | None:
     except EduTuneError as error:
         show_error(error)
         return None
+    if not baseline["models"]:
+        st.info(t("baseline.not_for_images"))
+        return baseline
     metrics = record.metrics
     names = [name for name in metric_lib.SCALAR_METRICS if name in metrics]
-    rows = [{t("baseline.model"): t("baseline.fine_tuned"), **{t(f"metric.{name}"): metrics[name] for name in names}}]
+    rows = [{t("baseline.model"): t("baseline.fine_tuned"),
+             **{t(f"metric.{name}"): _mean_and_spread(metrics, name) for name in names}}]
     for kind, values in baseline["models"].items():
         rows.append({t("baseline.model"): t(f"baseline.{kind}"),
-                     **{t(f"metric.{name}"): values.get(name) for name in names}})
-    st.dataframe(pd.DataFrame(rows).round(3), hide_index=True, width="stretch")
+                     **{t(f"metric.{name}"): _mean_and_spread(values, name) for name in names}})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption(t(f"baseline.explain.{baseline['split']}"))
     return baseline
+
+
+def _mean_and_spread(metrics: dict, name: str) -> float | str | None:
+    """Return a metric rounded to 3 places, as "mean ± standard deviation" text when it has a fold spread."""
+    value = metrics.get(name)
+    if value is None:
+        return None
+    spread = metrics.get("spread", {})
+    if name in spread:
+        return f"{value:.3f} ± {spread[name]:.3f}"
+    return round(float(value), 3)
 
 
 def details_section(metrics: dict, validation: ValidationSet | None, at_risk: str | None) -> None:
