@@ -29,10 +29,20 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser that reports invalid arguments in one line instead of the usage text."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INVALID, f"error: {message}; run '{self.prog} --help' for the options\n")
+
+
+PREDICTION_SUFFIXES = (".csv", ".xlsx")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m edutune_core",
-                                     description="Fine-tune and use EduTune models without the web interface.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineErrorParser(prog="python -m edutune_core",
+                                 description="Fine-tune and use EduTune models without the web interface.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrorParser)
 
     train = commands.add_parser("train", help="train a model on a CSV, TSV or Excel file")
     train.add_argument("--data", required=True, type=Path,
@@ -156,6 +166,8 @@ def _train(args: argparse.Namespace) -> int:
     executor = build_executor(args.executor)
     if args.data.suffix.lower() == ".zip" and args.text_column is None:
         return _train_images(args, executor, cluster)
+    if args.output is not None:
+        _check_output_folder(args.output)
     table = _read(args.data)
     frame = table.frame
     if args.target not in frame.columns:
@@ -169,6 +181,8 @@ def _train(args: argparse.Namespace) -> int:
              "early_stopping_patience", "class_weights", "freeze_embeddings", "freeze_layers", "lora_rank",
              "precision", "device", "group_by_length", "pad_to_multiple_of", "tokens_per_pass")
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.model is not None and args.text_column is None:
+        raise EduTuneError("cli.model_needs_text", model=args.model)
     config = TrainConfig.for_task(args.text_column is not None, **settings)
     validation = _read(args.validation_data).frame if args.validation_data else None
 
@@ -179,7 +193,25 @@ def _train(args: argparse.Namespace) -> int:
     return _finish(store, _execute(store, record.run_id, executor), args.json, baselines=args.baselines)
 
 
+def _check_output_folder(path: Path) -> None:
+    """Reject a run folder that is a file, already contains files or cannot be created.
+
+    Writing into a used folder would mix two runs' models, and the older run's record
+    would then describe the newer model.
+    """
+    if path.exists() and not path.is_dir():
+        raise EduTuneError("cli.output_not_folder", path=str(path))
+    if path.is_dir() and any(path.iterdir()):
+        raise EduTuneError("cli.output_not_empty", path=str(path))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EduTuneError("cli.write_failed", path=str(path), reason=error.strerror or str(error)) from error
+
+
 def _train_images(args: argparse.Namespace, executor, cluster: dict | None) -> int:
+    if args.output is not None:
+        _check_output_folder(args.output)
     store = RunStore()
     frame = _image_table(args, store)
     mapping = ColumnMapping(target="label", image_column="image", problem="classification")
@@ -242,12 +274,14 @@ def _baselines(record, as_json: bool) -> dict[str, dict]:
     scalars = {kind: {name: values[name] for name in SCALAR_METRICS if name in values}
                for kind, values in models.items()}
     for kind, values in scalars.items():
-        shown = ", ".join(f"{name} {value:.4f}" for name, value in values.items())
-        print(f"baseline {kind}: {shown}", file=sys.stderr if as_json else sys.stdout)
+        formatted = ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+        print(f"baseline {kind}: {formatted}", file=sys.stderr if as_json else sys.stdout)
     return scalars
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.output.suffix.lower() not in PREDICTION_SUFFIXES:
+        raise EduTuneError("cli.output_format", path=str(args.output), formats=", ".join(PREDICTION_SUFFIXES))
     predictor = Predictor(args.run)
     table = _read(args.data)
     result = predictor.with_predictions(table.frame)

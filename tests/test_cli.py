@@ -126,6 +126,47 @@ def test_invalid_input_exits_2_with_one_line(tmp_path, gradebook_csv, args, expe
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--target", "final", "--text-column", "essay"], 'Column "essay" is not in the file'),
+    (["--target", "final", "--model", "bert-base-chinese"], '--model "bert-base-chinese" applies only to text models'),
+    (["--target", "final", "--output", "{file}"], "is a file, but --output needs a folder"),
+    (["--target", "final", "--output", "{used_folder}"], "already contains files"),
+])
+def test_invalid_train_settings_exit_2(tmp_path, gradebook_csv, args, expected):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "metrics.json").write_text("{}")
+    places = {"file": gradebook_csv, "used_folder": tmp_path / "used"}
+    result = run_cli("train", "--data", gradebook_csv, *[str(arg).format(**places) for arg in args],
+                     home=tmp_path / "home")
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2
+    assert last_line.startswith("error: ")
+    assert expected in last_line
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "used" / "metrics.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--data", "x.csv", "--target", "final", "--learning-rate", "abc"],
+    ["train", "--data", "x.csv"],
+    ["predict", "--run", "somewhere"],
+])
+def test_bad_arguments_give_one_line(tmp_path, args):
+    result = run_cli(*args, home=tmp_path / "home")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "--help" in result.stderr
+
+
+def test_predict_output_needs_csv_or_xlsx(tmp_path, gradebook_csv):
+    result = run_cli("predict", "--run", tmp_path, "--data", gradebook_csv, "--output", tmp_path / "out.parquet",
+                     home=tmp_path / "home")
+    assert result.returncode == 2
+    assert "must end in .csv, .xlsx" in result.stderr
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_missing_file_exits_2(tmp_path):
     result = run_cli("train", "--data", tmp_path / "nothing.csv", "--target", "x", home=tmp_path / "home")
     assert result.returncode == 2
