@@ -284,6 +284,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise EduTuneError("cli.output_format", path=str(args.output), formats=", ".join(PREDICTION_SUFFIXES))
     predictor = Predictor(args.run)
     table = _read(args.data)
+    _print_input_warnings(predictor, table.frame)
     result = predictor.with_predictions(table.frame)
     try:
         if args.output.suffix.lower() == ".xlsx":
@@ -299,9 +300,16 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     predictor = Predictor(args.run)
-    metrics = predictor.evaluate_frame(_read(args.data).frame)
+    frame = _read(args.data).frame
+    _print_input_warnings(predictor, frame)
+    metrics = predictor.evaluate_frame(frame)
     _print_metrics(metrics, args.json, {"run_dir": str(args.run)})
     return 0
+
+
+def _print_input_warnings(predictor: Predictor, frame) -> None:
+    for warning in predictor.input_warnings(frame):
+        print(f"warning: {warning.message('en')}", file=sys.stderr)
 
 
 def _print_metrics(metrics: dict, as_json: bool, header: dict) -> None:

@@ -167,6 +167,58 @@ def test_predict_output_needs_csv_or_xlsx(tmp_path, gradebook_csv):
     assert not (tmp_path / "out.parquet").exists()
 
 
+def test_evaluate_accepts_a_class_that_all_passed(tmp_path, gradebook_csv):
+    """Evaluation needs no second class and no minimum of rows, unlike training."""
+    run_dir = tmp_path / "run"
+    trained = run_cli("train", "--data", gradebook_csv, "--target", "final", "--pass-mark", 60,
+                      "--ignore-columns", "student_id", "--epochs", 3, "--output", run_dir, home=tmp_path / "home")
+    assert trained.returncode == 0, trained.stderr
+    gradebook = make_gradebook()
+    passed = gradebook[gradebook["final"] >= 60].head(5).copy()
+    passed.loc[passed.index[0], "final"] = None
+    passed.to_csv(tmp_path / "passed.csv", index=False)
+
+    evaluated = run_cli("evaluate", "--run", run_dir, "--data", tmp_path / "passed.csv", "--json",
+                        home=tmp_path / "home")
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert sum(sum(row) for row in metrics["metrics"]["confusion_matrix"]) == 4
+    assert 0 <= metrics["accuracy"] <= 1
+
+    passed["final"] = None
+    passed.to_csv(tmp_path / "unscored.csv", index=False)
+    unscored = run_cli("evaluate", "--run", run_dir, "--data", tmp_path / "unscored.csv", home=tmp_path / "home")
+    assert unscored.returncode == 2
+    assert 'Every row has an empty "final" cell' in unscored.stderr
+
+
+def test_predict_warns_about_missing_and_foreign_columns(tmp_path, gradebook_csv):
+    run_dir = tmp_path / "run"
+    trained = run_cli("train", "--data", gradebook_csv, "--target", "final", "--problem", "regression",
+                      "--ignore-columns", "student_id", "--epochs", 2, "--output", run_dir, home=tmp_path / "home")
+    assert trained.returncode == 0, trained.stderr
+    gradebook = make_gradebook()
+    numeric = [column for column in gradebook.columns
+               if column not in ("final", "student_id") and pd.api.types.is_numeric_dtype(gradebook[column])]
+
+    partial = gradebook.drop(columns=[numeric[0]])
+    partial[numeric[1]] = partial[numeric[1]].astype(object)
+    partial.loc[partial.index[:2], numeric[1]] = "many"
+    partial.to_csv(tmp_path / "partial.csv", index=False)
+    predicted = run_cli("predict", "--run", run_dir, "--data", tmp_path / "partial.csv",
+                        "--output", tmp_path / "partial_out.csv", home=tmp_path / "home")
+    assert predicted.returncode == 0, predicted.stderr
+    assert f"warning: The file lacks these columns the model was trained on: {numeric[0]}" in predicted.stderr
+    assert f'warning: Column "{numeric[1]}" has 2 cells that are not numbers' in predicted.stderr
+
+    pd.DataFrame({"姓名": ["甲", "乙"], "成绩": [1, 2]}).to_csv(tmp_path / "foreign.csv", index=False)
+    foreign = run_cli("predict", "--run", run_dir, "--data", tmp_path / "foreign.csv",
+                      "--output", tmp_path / "foreign_out.csv", home=tmp_path / "home")
+    assert foreign.returncode == 2
+    assert "The file has none of the columns the model was trained on" in foreign.stderr
+    assert not (tmp_path / "foreign_out.csv").exists()
+
+
 def test_missing_file_exits_2(tmp_path):
     result = run_cli("train", "--data", tmp_path / "nothing.csv", "--target", "x", home=tmp_path / "home")
     assert result.returncode == 2
