@@ -240,7 +240,8 @@ class TableAdapter:
         (folder / "table_model.json").write_text(
             json.dumps({"shape": shape, "encoder": self.encoder.to_dict()}, ensure_ascii=False, indent=2),
             encoding="utf-8")
-        return {}
+        # Column names and reasons only, so the model description lists the columns the model did not use.
+        return {"left_out_columns": dict(self.encoder.left_out)}
 
 
 def load_adapter(kind: str, folder: Path, max_length: int, truncation: str = "head"):

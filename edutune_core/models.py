@@ -231,30 +231,50 @@ class TableEncoder:
 
     The fitted state is plain JSON (means, scales, category lists), so an exported run
     carries it without pickled objects, and an imported run can be loaded safely.
+    Because the category lists are exported, columns of IDs, free comments and personal
+    data are left out of it (see ``fit``).
     """
 
     max_categories = 50
 
     def __init__(self, numeric: dict[str, tuple[float, float, float]] | None = None,
-                 categorical: dict[str, list[str]] | None = None) -> None:
-        # numeric: column -> (fill value, mean, scale); categorical: column -> categories.
+                 categorical: dict[str, list[str]] | None = None,
+                 left_out: dict[str, str] | None = None) -> None:
+        # numeric: column -> (fill value, mean, scale); categorical: column -> categories;
+        # left_out: column -> reason ("identifier", "free_text" or "personal_data").
         self.numeric = numeric or {}
         self.categorical = categorical or {}
+        self.left_out = left_out or {}
 
     @classmethod
     def fit(cls, frame: pd.DataFrame) -> TableEncoder:
+        """Fit the transform on the training rows.
+
+        The columns that ``tasks.unusable_feature_columns`` names (personal data, IDs,
+        free text) are left out, and so is each category in which
+        ``privacy.find_spans`` finds personal data.
+        """
+        from edutune_core import privacy
+        from edutune_core.tasks import unusable_feature_columns
+
         numeric, categorical = {}, {}
+        left_out = unusable_feature_columns(frame)
         for column in frame.columns:
+            if column in left_out:
+                continue
             series = frame[column]
-            if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            if _is_number(series):
                 values = series.astype(float)
                 fill = float(values.median()) if values.notna().any() else 0.0
                 filled = values.fillna(fill)
                 numeric[column] = (fill, float(filled.mean()), float(filled.std(ddof=0)) or 1.0)
             else:
                 counts = series.dropna().astype(str).value_counts()
-                categorical[column] = counts.index[: cls.max_categories].tolist()
-        return cls(numeric, categorical)
+                categories = [category for category in counts.index if not privacy.find_spans(category)]
+                categorical[column] = categories[: cls.max_categories]
+        if left_out:
+            logger.info("table model leaves out columns: %s", left_out)
+        return cls(numeric, categorical, left_out)
 
     @property
     def width(self) -> int:
@@ -273,11 +293,16 @@ class TableEncoder:
         return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0), np.float32)
 
     def to_dict(self) -> dict:
-        return {"numeric": self.numeric, "categorical": self.categorical}
+        return {"numeric": self.numeric, "categorical": self.categorical, "left_out": self.left_out}
 
     @classmethod
     def from_dict(cls, values: dict) -> TableEncoder:
-        return cls({column: tuple(stats) for column, stats in values["numeric"].items()}, values["categorical"])
+        return cls({column: tuple(stats) for column, stats in values["numeric"].items()}, values["categorical"],
+                   values.get("left_out"))
+
+
+def _is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
 @dataclass

@@ -18,7 +18,9 @@ from sklearn.model_selection import KFold
 
 from edutune_core import _duplicates
 from edutune_core._duplicates import Duplicates
-from edutune_core.tasks import CLASSIFICATION, TABULAR, ColumnMapping, PreparedData, feature_columns
+from edutune_core.tasks import (
+    CLASSIFICATION, TABULAR, ColumnMapping, PreparedData, feature_columns, unusable_feature_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,9 @@ class DataProfile:
     text: TextLengths | None
     duplicates: Duplicates
     leaks: list[Leak]
+    # Feature columns a table model leaves out, with the reason: "personal_data",
+    # "identifier" or "free_text".
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def heavy_imbalance(self) -> bool:
@@ -118,6 +123,7 @@ class DataProfile:
             if share > 0:
                 found.append(Finding("profile.texts_cut", {"share": f"{share:.0%}", "max_length": max_length}))
         found.extend(_duplicate_findings(self.duplicates))
+        found.extend(Finding(f"profile.left_out.{reason}", {"column": column}) for column, reason in self.left_out.items())
         found.extend(_leak_finding(leak) for leak in self.leaks)
         return found
 
@@ -127,7 +133,8 @@ class DataProfile:
                    "missing": dict(self.missing), "label_counts": self.label_counts,
                    "imbalance_ratio": self.imbalance_ratio, "duplicates": self.duplicates.summary(),
                    "leaks": [{"column": leak.column, "kind": leak.kind, "score": round(leak.score, 3)}
-                             for leak in self.leaks]}
+                             for leak in self.leaks],
+                   "left_out": dict(self.left_out)}
         if self.text is not None:
             summary["text_cut_shares"] = {str(length): share for length, share in self.text.cut_shares.items()}
         return summary
@@ -172,6 +179,7 @@ def build_profile(frame: pd.DataFrame, mapping: ColumnMapping, prepared: Prepare
     if prepared.texts is not None:
         text = text_lengths(prepared.texts, max_lengths, tokenizer or bundled_tokenizer())
     rows = frame.loc[prepared.row_index]
+    left_out = unusable_feature_columns(prepared.features) if prepared.task == TABULAR else {}
     if prepared.texts is not None:
         duplicates = _duplicates.find_text_duplicates(prepared.texts, prepared.targets, prepared.row_index)
     else:
@@ -179,7 +187,8 @@ def build_profile(frame: pd.DataFrame, mapping: ColumnMapping, prepared: Prepare
     return DataProfile(
         source_rows=len(frame) + sum((earlier_drops or {}).values()), kept_rows=len(prepared), dropped=dropped,
         missing=missing_values(frame), label_counts=label_counts, imbalance_ratio=ratio, text=text,
-        duplicates=duplicates, leaks=find_leaks(frame, mapping, prepared),
+        duplicates=duplicates, leaks=[leak for leak in find_leaks(frame, mapping, prepared) if leak.column not in left_out],
+        left_out=left_out,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,21 @@ _MIN_MEAN_TEXT_CHARS = 40
 _MAX_SCORE_POINTS = 61
 _MIN_ROWS = 10
 _MIN_ROWS_PER_CLASS = 2
+SCORE_STEPS = (1.0, 0.5)
+# A text or whole-number feature column is left out of a table model when its distinct
+# values cover this share of its filled cells. Such columns are IDs and free comments:
+# one-hot encoding cannot learn from them, and their categories would store students' values.
+NEARLY_UNIQUE_SHARE = 0.9
+# Fewer distinct values than this never count as nearly unique, so a small category
+# column of a small table stays a model input.
+_MIN_UNIQUE_VALUES = 5
+# A whole-number column counts as an ID only when all values differ on this many rows,
+# so a column of earlier grades stays a model input.
+_MIN_NUMBER_ID_ROWS = 20
+_CODE_VALUE = re.compile(r"[A-Za-z0-9_./-]+")
+LEFT_OUT_IDENTIFIER = "identifier"
+LEFT_OUT_FREE_TEXT = "free_text"
+LEFT_OUT_PERSONAL_DATA = "personal_data"
 _TARGET_NAME_HINTS = ("score", "grade", "label", "target", "final", "result", "category", "topic",
                       "g3", "得分", "分数", "成绩", "等级", "类别", "标签")
 
@@ -61,6 +77,11 @@ class ColumnMapping:
             a model input.
         image_column: Column with image file paths (scanned work, handwriting), for
             image classification; None for text and table tasks.
+        score_min: Lowest score of the rubric for a regression target, or None for
+            the lowest score in the data.
+        score_max: Highest score of the rubric, or None for the highest in the data.
+        score_step: Distance between score points, 1 or 0.5, or None to take 1 when
+            every score is whole.
     """
 
     target: str
@@ -71,6 +92,9 @@ class ColumnMapping:
     group_columns: list[str] = field(default_factory=list)
     student_column: str | None = None
     image_column: str | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    score_step: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -197,6 +221,43 @@ def feature_columns(frame: pd.DataFrame, mapping: ColumnMapping) -> list[str]:
     return [column for column in frame.columns if column not in left_out]
 
 
+def unusable_feature_columns(features: pd.DataFrame) -> dict[str, str]:
+    """Find the feature columns that a table model leaves out, with the reason of each.
+
+    A text column in which ``privacy.scan_privacy`` finds one name, ID number, phone
+    number or e-mail address per cell contains personal data. Another text column whose distinct values cover ``NEARLY_UNIQUE_SHARE`` of its filled
+    cells is an identifier when most values are codes of letters, digits and ``_./-``
+    (S2024001, 2024-07-15), else free text. A whole-number column is an identifier when every value differs on at
+    least 20 rows. Decimal numbers, dates and yes/no columns always stay inputs.
+    """
+    from edutune_core.privacy import scan_privacy
+
+    text_columns = [column for column in features.columns if not is_numeric(features[column])]
+    left_out = {finding.column: LEFT_OUT_PERSONAL_DATA for finding in scan_privacy(features[text_columns]).findings
+                if finding.whole_cells}
+    for column in features.columns:
+        if str(column) in left_out:
+            continue
+        values = features[column].dropna()
+        if values.empty or pd.api.types.is_bool_dtype(values) or pd.api.types.is_float_dtype(values):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(values):
+            continue
+        distinct = values.nunique()
+        if pd.api.types.is_integer_dtype(values):
+            if distinct == len(values) >= _MIN_NUMBER_ID_ROWS:
+                left_out[str(column)] = LEFT_OUT_IDENTIFIER
+            continue
+        text = values.astype(str).str.strip()
+        text = text[text != ""]
+        distinct = text.nunique()
+        if distinct < _MIN_UNIQUE_VALUES or distinct < NEARLY_UNIQUE_SHARE * len(text):
+            continue
+        codes = sum(1 for value in text if _CODE_VALUE.fullmatch(value))
+        left_out[str(column)] = LEFT_OUT_IDENTIFIER if codes >= NEARLY_UNIQUE_SHARE * len(text) else LEFT_OUT_FREE_TEXT
+    return left_out
+
+
 def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target: bool = True,
                  labels: list[str] | None = None) -> PreparedData:
     """Check ``mapping`` against ``frame`` and build model inputs and targets.
@@ -277,7 +338,9 @@ def _build_targets(column: pd.Series, mapping: ColumnMapping, labels: list[str] 
         values = _numeric_target(column, mapping)
         if check_rows:
             _check_regression_rows(values, mapping)
-        return values, None, _score_points(values)
+        if check_rows:
+            _check_score_scale(values, mapping)
+        return values, None, _score_points(values, mapping)
     return _class_targets(column, mapping, labels, check_rows)
 
 
@@ -292,16 +355,53 @@ def _numeric_target(column: pd.Series, mapping: ColumnMapping) -> np.ndarray:
 
 def _check_regression_rows(values: np.ndarray, mapping: ColumnMapping) -> None:
     if len(values) < _MIN_ROWS:
-        raise DataError("data.too_few_rows", rows=len(values), minimum=_MIN_ROWS)
+        raise DataError("data.too_few_rows", column=mapping.target, rows=len(values), minimum=_MIN_ROWS)
     if np.ptp(values) == 0:
         raise DataError("data.no_spread", column=mapping.target, value=f"{values[0]:g}")
 
 
-def _score_points(values: np.ndarray) -> tuple[int, int] | None:
+def _score_points(values: np.ndarray, mapping: ColumnMapping) -> tuple[int, int] | None:
+    """Return the rubric's lowest and highest whole score, or None for continuous values.
+
+    The rubric stated in ``mapping`` wins over the range found in the data, so a 0-6
+    rubric where no student scored 6 can still predict 6.
+    """
+    # TODO: a rubric with half points (step 0.5) gets None, so its predictions are not
+    # rounded and it gets RMSE and MAE but no QWK. The rounding and the QWK in
+    # edutune_core.metrics take whole points only.
+    if mapping.score_step is not None and mapping.score_step != 1:
+        return None
     if not np.all(np.mod(values, 1) == 0):
         return None
-    low, high = int(values.min()), int(values.max())
+    low = int(values.min()) if mapping.score_min is None else int(mapping.score_min)
+    high = int(values.max()) if mapping.score_max is None else int(mapping.score_max)
     return (low, high) if high - low + 1 <= _MAX_SCORE_POINTS else None
+
+
+def _check_score_scale(values: np.ndarray, mapping: ColumnMapping) -> None:
+    """Check the stated rubric against the scores: a range that contains them all, on its steps."""
+    low, high, step = mapping.score_min, mapping.score_max, mapping.score_step
+    if step is not None and step not in SCORE_STEPS:
+        raise DataError("intake.score_step_invalid", step=f"{step:g}", allowed=", ".join(f"{s:g}" for s in SCORE_STEPS))
+    if low is not None and high is not None and low >= high:
+        raise DataError("intake.score_range_invalid", low=f"{low:g}", high=f"{high:g}")
+    outside_mask = np.zeros(len(values), dtype=bool)
+    if low is not None:
+        outside_mask |= values < low
+    if high is not None:
+        outside_mask |= values > high
+    outside = values[outside_mask]
+    if len(outside):
+        raise DataError("intake.score_outside_scale", column=mapping.target, count=len(outside),
+                        examples=", ".join(f"{value:g}" for value in np.unique(outside)[:5]),
+                        low=f"{values.min() if low is None else low:g}",
+                        high=f"{values.max() if high is None else high:g}")
+    if step is not None:
+        origin = values.min() if low is None else low
+        off_step = values[np.abs(np.mod(values - origin, step)) > 1e-9]
+        if len(off_step):
+            raise DataError("intake.score_off_step", column=mapping.target, count=len(off_step), step=f"{step:g}",
+                            examples=", ".join(f"{value:g}" for value in np.unique(off_step)[:5]))
 
 
 def _class_targets(column: pd.Series, mapping: ColumnMapping, labels: list[str] | None,
@@ -321,7 +421,7 @@ def _class_targets(column: pd.Series, mapping: ColumnMapping, labels: list[str] 
 
 def _check_class_rows(names: pd.Series, mapping: ColumnMapping) -> None:
     if len(names) < _MIN_ROWS:
-        raise DataError("data.too_few_rows", rows=len(names), minimum=_MIN_ROWS)
+        raise DataError("data.too_few_rows", column=mapping.target, rows=len(names), minimum=_MIN_ROWS)
     counts = names.value_counts()
     if len(counts) < 2:
         raise DataError("data.single_class", column=mapping.target, label=counts.index[0])

@@ -164,10 +164,39 @@ def test_leaks_found_in_gradebook() -> None:
     result = profile_of(frame, ColumnMapping(target="final", problem=REGRESSION))
 
     kinds = {leak.column: leak.kind for leak in result.leaks}
-    assert kinds == {"student_id": "identifier", "final_copy": "equal", "term2": "near_perfect"}
+    assert kinds == {"final_copy": "equal", "term2": "near_perfect"}
+    assert result.left_out == {"student_id": "personal_data"}
     english = [messages(found)[0] for found in result.findings() if found.key.startswith("profile.leak")]
     assert any("“final_copy” has the same value as the target" in text for text in english)
-    assert any("“student_id” has a different value in every row" in text for text in english)
+    left_out = [messages(found) for found in result.findings() if found.key.startswith("profile.left_out")]
+    assert len(left_out) == 1
+    assert "“student_id”" in left_out[0][0]
+    assert "left out of the table model automatically" in left_out[0][0]
+    assert "自动排除在表格模型之外" in left_out[0][1]
+    assert result.summary()["left_out"] == {"student_id": "personal_data"}
+
+
+def test_id_and_comment_columns_left_out() -> None:
+    frame = make_gradebook(40).drop(columns="student_id")
+    frame["code"] = [f"A-{index:04d}" for index in range(40)]
+    frame["remark"] = [f"第{index}周表现不错，继续保持" for index in range(40)]
+
+    result = profile_of(frame, ColumnMapping(target="final", problem=REGRESSION))
+
+    assert result.left_out == {"code": "identifier", "remark": "free_text"}
+    assert "identifier" not in {leak.kind for leak in result.leaks}
+    english = {found.params["column"]: messages(found)[0] for found in result.findings()
+               if found.key.startswith("profile.left_out")}
+    assert "like an ID" in english["code"]
+    assert "Choose it as the text column" in english["remark"]
+
+
+def test_text_task_leaves_nothing_out() -> None:
+    frame = make_essays(30)
+
+    result = profile_of(frame, ColumnMapping(target="score", text_column="essay", problem=REGRESSION))
+
+    assert result.left_out == {}
 
 
 def test_earlier_grade_flagged_for_pass_fail() -> None:
@@ -241,6 +270,7 @@ def test_every_message_key_in_catalogs() -> None:
                       for name in ("intake.py", "profile.py", "_duplicates.py", "privacy.py"))
     keys = set(re.findall(r'"((?:intake|profile|privacy)\.[a-z_.]+)"', sources))
     keys |= {f"profile.leak.{kind}" for kind in ("equal", "near_perfect", "strong", "identifier")}
+    keys |= {f"profile.left_out.{reason}" for reason in ("identifier", "free_text", "personal_data")}
 
     assert "intake.no_matching_ids" in keys
     for lang in ("en", "zh"):

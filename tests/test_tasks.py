@@ -1,3 +1,4 @@
+import re
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,3 +141,74 @@ def test_unknown_labels_for_existing_model():
         prepare_data(frame, ColumnMapping(target="label", text_column="text"), labels=["A", "B"],
                      require_target=False)
     assert "Z" in raised.value.message("en")
+
+
+def score_frame(scores: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"essay": [f"essay number {index}" for index in range(len(scores))], "score": scores})
+
+
+def test_rubric_range_wins_over_data() -> None:
+    frame = score_frame([0, 1, 2, 3, 4, 5] * 3)
+    mapping = ColumnMapping(target="score", text_column="essay", problem=REGRESSION,
+                            score_min=0, score_max=6, score_step=1)
+
+    assert prepare_data(frame, mapping).score_points == (0, 6)
+    assert prepare_data(frame, ColumnMapping(target="score", text_column="essay",
+                                             problem=REGRESSION)).score_points == (0, 5)
+
+
+def test_half_point_rubric_has_no_whole_points() -> None:
+    frame = score_frame([0, 0.5, 1, 1.5, 2, 2.5] * 3)
+    mapping = ColumnMapping(target="score", text_column="essay", problem=REGRESSION,
+                            score_min=0, score_max=3, score_step=0.5)
+
+    prepared = prepare_data(frame, mapping)
+
+    assert prepared.score_points is None
+    assert prepared.targets.tolist() == [0, 0.5, 1, 1.5, 2, 2.5] * 3
+
+
+@pytest.mark.parametrize("scale, key, english", [
+    ({"score_min": 0, "score_max": 4}, "intake.score_outside_scale", "3 scores outside the score scale 0 to 4 (for example 5)"),
+    ({"score_min": 6, "score_max": 2}, "intake.score_range_invalid", "lowest score (6) must be below"),
+    ({"score_step": 0.25}, "intake.score_step_invalid", "step 0.25 is not supported"),
+    ({"score_min": 0, "score_max": 6, "score_step": 1}, "intake.score_off_step", "not on steps of 1"),
+])
+def test_rubric_checked_against_scores(scale: dict, key: str, english: str) -> None:
+    scores = [0, 1, 2, 3, 4, 5] * 3
+    scores[4] = 4.5 if key == "intake.score_off_step" else scores[4]
+    mapping = ColumnMapping(target="score", text_column="essay", problem=REGRESSION, **scale)
+
+    with pytest.raises(DataError) as raised:
+        prepare_data(score_frame(scores), mapping)
+
+    assert raised.value.key == key
+    assert english in raised.value.message("en")
+    assert re.search(r"[\u4e00-\u9fff]", raised.value.message("zh"))
+
+
+def test_rubric_stored_in_mapping_dict() -> None:
+    mapping = ColumnMapping(target="score", problem=REGRESSION, score_min=0, score_max=6, score_step=0.5)
+
+    assert ColumnMapping.from_dict(mapping.to_dict()) == mapping
+    assert ColumnMapping.from_dict({"target": "score"}).score_step is None
+
+
+def test_too_few_rows_names_column() -> None:
+    frame = pd.DataFrame({"x": range(12), "score": [1, 2, None, None, None, 3, 4, None, 5, 6, 7, 8]})
+
+    with pytest.raises(DataError) as raised:
+        prepare_data(frame, ColumnMapping(target="score", problem=REGRESSION))
+
+    assert raised.value.key == "data.too_few_rows"
+    assert '"score"' in raised.value.message("en")
+    assert "Add more rows" in raised.value.message("en")
+    assert "“score”" in raised.value.message("zh")
+    assert "请添加更多" in raised.value.message("zh")
+
+
+def test_unknown_labels_message_says_what_to_do() -> None:
+    error = DataError("data.unknown_labels", column="grade", values="E", labels="A, B, C")
+
+    assert "train a new model" in error.message("en")
+    assert "重新训练" in error.message("zh")
