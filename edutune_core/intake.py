@@ -204,14 +204,15 @@ def _examples(values: pd.Series) -> str:
 
 @dataclass
 class NonNumericTarget:
-    """Cells of a mostly numeric target column that are not numbers.
+    """Cells of a mostly numeric target column that are empty or not numbers.
 
     Attributes:
         column: The target column.
         non_numeric: Rows whose value is text that is not a number ("absent", "缺考").
         missing: Rows that are blank or contain a missing-value marker (NA, N/A, -).
         values: Up to five distinct non-numeric values, most frequent first.
-        rows: Up to five 1-based table rows with such a value, as (row, value).
+        rows: Up to five 1-based table rows that are empty or not a number, as
+            (row, value). The value is "" for a cell that loading turned into NaN.
     """
 
     column: str
@@ -233,11 +234,11 @@ def _number_mask(values: pd.Series, allow_decimal_comma: bool) -> tuple[pd.Serie
 
 def find_non_numeric_target(frame: pd.DataFrame, column: str, *,
                             allow_decimal_comma: bool = True) -> NonNumericTarget | None:
-    """Find the cells of a score column that keep it from being numeric.
+    """Find the cells of a score column that are empty or not numbers.
 
-    Returns None when the column is already numeric (its blank cells are dropped
-    later by ``prepare_data``), when numbers are not the majority of its filled cells
-    (it is a label column then), or when every filled cell is a number.
+    A numeric column has only empty cells to report: loading turned blank, NA, N/A
+    and - into NaN. Returns None when no cell is empty or non-numeric, or when numbers
+    are not the majority of the filled cells (a label column).
 
     Raises:
         DataError: ``column`` is not in ``frame``.
@@ -246,14 +247,18 @@ def find_non_numeric_target(frame: pd.DataFrame, column: str, *,
         raise DataError("data.missing_column", column=column, columns=", ".join(map(str, frame.columns)))
     values = frame[column]
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return None
-    numbers, missing = _number_mask(values, allow_decimal_comma)
-    text = numbers.isna() & ~missing
-    filled = int((~missing).sum())
-    if not text.any() or numbers.notna().sum() * 2 <= filled:
+        missing = values.isna()
+        text = pd.Series(False, index=values.index)
+    else:
+        numbers, missing = _number_mask(values, allow_decimal_comma)
+        text = numbers.isna() & ~missing
+        filled = int((~missing).sum())
+        if numbers.notna().sum() * 2 <= filled:
+            return None
+    if not text.any() and not missing.any():
         return None
     bad = values[text].map(cell_text)
-    positions = np.flatnonzero(text.to_numpy())[:EXAMPLE_COUNT]
+    positions = np.flatnonzero((text | missing).to_numpy())[:EXAMPLE_COUNT]
     return NonNumericTarget(
         column=column, non_numeric=int(text.sum()), missing=int(missing.sum()),
         values=bad.value_counts().index[:EXAMPLE_COUNT].tolist(),
@@ -263,7 +268,7 @@ def find_non_numeric_target(frame: pd.DataFrame, column: str, *,
 
 def drop_non_numeric_target(frame: pd.DataFrame, column: str, *,
                             allow_decimal_comma: bool = True) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop the rows whose ``column`` is not a number and make the column numeric.
+    """Drop the rows whose ``column`` is empty or not a number and make the column numeric.
 
     The column becomes int64 when every kept value is a whole number, else float64.
     Returns the new table and the dropped rows by reason key.

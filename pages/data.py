@@ -9,12 +9,14 @@ import streamlit as st
 
 from edutune_core import intake, privacy
 from edutune_core.config import TrainConfig
-from edutune_core.data import MAX_FILE_BYTES, SUPPORTED_ENCODINGS, LoadedTable, load_table
+from edutune_core.data import MAX_FILE_BYTES, SUPPORTED_ENCODINGS, LoadedTable, load_table, sheet_names
 from edutune_core.i18n import EduTuneError
 from edutune_core.profile import MAX_LENGTHS, DataProfile, build_profile
 from edutune_core.tasks import (
     CLASSIFICATION,
     PROBLEMS,
+    REGRESSION,
+    SCORE_STEPS,
     ColumnMapping,
     PreparedData,
     is_numeric,
@@ -29,11 +31,15 @@ from pages.common.ui import (forget_widget_state, keep_widget_state, option_labe
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 WIDGET_PREFIXES = ("encoding_", "separator_", "header_", "sheet_", "text_", "target_", "ignore_", "use_pass_",
-                   "pass_", "problem_", "header_rows_", "labels_", "privacy_", "drop_target_")
+                   "pass_", "problem_", "header_rows_", "labels_", "privacy_", "drop_target_", "groups_",
+                   "student_", "score_min_", "score_max_", "score_step_")
+MAPPING_PREFIXES = ("text_", "target_", "ignore_", "use_pass_", "pass_", "problem_", "groups_", "student_",
+                    "score_min_", "score_max_", "score_step_")
 SEPARATORS = {",": ",", ";": ";", "\t": "Tab", "|": "|"}
 HEADER_ROWS = (None, 1, 2)
 NO_LABELS_FILE = ""
 NO_TEXT = ""
+NO_STUDENT = ""
 MARKDOWN_CHARACTERS = set("\\`*_{}[]<>()#+-.!|~$")
 
 
@@ -42,6 +48,11 @@ def read_table(data: bytes, file_name: str, encoding: str | None, separator: str
                sheet: str | None, header_row: int | None, header_rows: int | None = None) -> LoadedTable:
     return load_table(data, file_name, encoding=encoding, separator=separator, sheet=sheet, header_row=header_row,
                       header_rows=header_rows)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def list_sheets(data: bytes, file_name: str) -> list[str]:
+    return sheet_names(data, file_name)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -116,24 +127,27 @@ def loading_options(choice: str) -> dict:
 
 
 def load_chosen(choice: str, file_name: str, content: bytes, options: dict) -> LoadedTable:
-    """Load the file, offer the sheet picker of a workbook, and stop the page on an error."""
+    """Load the file, offer the sheet picker of a workbook, and stop the page on an error.
+
+    The picker also shows after a failed load, so the teacher can choose another sheet.
+    """
     try:
         table = read_table(content, file_name, **options)
     except EduTuneError as error:
         show_error(error)
-        if options["sheet"] is not None:
-            # The chosen sheet failed, so the picker comes from the sheet found automatically.
-            sheet_picker(choice, read_table(content, file_name, **{**options, "sheet": None}))
+        sheet_picker(choice, list_sheets(content, file_name), options["sheet"])
         st.stop()
-    sheet_picker(choice, table)
+    sheet_picker(choice, table.sheet_names, table.sheet)
     return table
 
 
-def sheet_picker(choice: str, table: LoadedTable) -> None:
-    if len(table.sheet_names) > 1:
+def sheet_picker(choice: str, names: list[str], loaded: str | None) -> None:
+    if len(names) > 1:
         key = f"sheet_{choice}"
-        index = {} if key in st.session_state else {"index": table.sheet_names.index(table.sheet)}
-        st.selectbox(t("data.sheet"), table.sheet_names, key=key, help=t("intake.sheet_help"), **index)
+        index = {}
+        if key not in st.session_state:
+            index = {"index": names.index(loaded) if loaded in names else 0}
+        st.selectbox(t("data.sheet"), names, key=key, help=t("intake.sheet_help"), **index)
 
 
 def show_detected(table: LoadedTable) -> None:
@@ -158,6 +172,8 @@ def show_detected(table: LoadedTable) -> None:
         notes.append(t("data.empty_rows", count=table.dropped_empty_rows))
     for note in notes:
         st.caption(note)
+    for column in table.rounded_id_columns:
+        st.warning(t("intake.long_ids_rounded", column=column))
     st.dataframe(table.frame.head(50), width="stretch", height=260)
 
 
@@ -277,6 +293,7 @@ def mapping_form(frame: pd.DataFrame, choice: str,
                              **default_index(f"target_{choice}", target_options, proposal.target))
     ignore = st.multiselect(t("map.ignore"), [column for column in columns if column not in (target, text_column)],
                             key=f"ignore_{choice}", help=t("map.ignore_help"))
+    groups, student = group_and_student_columns(columns, target, text_column, choice)
     frame, dropped = non_numeric_target(frame, target, choice, allow_decimal_comma)
 
     numeric_target = is_numeric(frame[target])
@@ -294,9 +311,50 @@ def mapping_form(frame: pd.DataFrame, choice: str,
                            horizontal=True,
                            format_func=option_labels("problem", PROBLEMS), key=f"problem_{choice}_{target}",
                            help=t("map.problem_help"))
+    scale = score_scale(frame[target], target, choice) if problem == REGRESSION and numeric_target else {}
     mapping = ColumnMapping(target=target, text_column=text_column, ignore_columns=ignore, problem=problem,
-                            pass_mark=pass_mark)
+                            pass_mark=pass_mark, group_columns=groups, student_column=student, **scale)
     return mapping, frame, dropped
+
+
+def group_and_student_columns(columns: list, target: str, text_column: str | None,
+                              choice: str) -> tuple[list[str], str | None]:
+    """Let the user pick the group columns (results per group) and the student column (splits by student)."""
+    others = [column for column in columns if column not in (target, text_column)]
+    left, right = st.columns(2)
+    groups = left.multiselect(t("intake.group_columns"), others, key=f"groups_{choice}",
+                              help=t("intake.group_columns_help"))
+    student_options = [NO_STUDENT, *others]
+    student_labels = {option: str(option) for option in student_options} | {NO_STUDENT: t("intake.no_student")}
+    student = right.selectbox(t("intake.student_column"), student_options, key=f"student_{choice}",
+                              format_func=student_labels.__getitem__, help=t("intake.student_column_help"),
+                              **default_index(f"student_{choice}", student_options, NO_STUDENT))
+    return list(groups), student or None
+
+
+def score_scale(values: pd.Series, target: str, choice: str) -> dict:
+    """Let the user state the rubric of a score target: lowest and highest score and the step.
+
+    Returns the mapping fields, or an empty dict for values that are not on steps of 0.5.
+    """
+    present = values.dropna().astype(float)
+    if present.empty or not bool(((present * 2) % 1 == 0).all()):
+        return {}
+    low, high = float(present.min()), float(present.max())
+    whole = bool((present % 1 == 0).all())
+    st.markdown(f"**{t('intake.score_scale')}**")
+    cells = st.columns(3)
+    keys = {name: f"score_{name}_{choice}_{target}" for name in ("min", "max", "step")}
+    step = cells[2].selectbox(t("intake.score_step"), SCORE_STEPS, key=keys["step"], format_func=lambda value: f"{value:g}",
+                              help=t("intake.score_scale_help"),
+                              **default_index(keys["step"], list(SCORE_STEPS), 1.0 if whole else 0.5))
+    score_min = cells[0].number_input(t("intake.score_min"), step=step, key=keys["min"],
+                                      **({} if keys["min"] in st.session_state else {"value": low}))
+    score_max = cells[1].number_input(t("intake.score_max"), step=step, key=keys["max"],
+                                      **({} if keys["max"] in st.session_state else {"value": high}))
+    if step != 1:
+        st.caption(t("intake.score_half_points"))
+    return {"score_min": float(score_min), "score_max": float(score_max), "score_step": float(step)}
 
 
 def forget_mapping_of_other_columns(frame: pd.DataFrame, choice: str) -> None:
@@ -309,10 +367,11 @@ def forget_mapping_of_other_columns(frame: pd.DataFrame, choice: str) -> None:
         return
     removed = set(known) - set(columns)
     mapped = {st.session_state.get(f"text_{choice}"), st.session_state.get(f"target_{choice}"),
-              *st.session_state.get(f"ignore_{choice}", [])}
+              st.session_state.get(f"student_{choice}"), *st.session_state.get(f"ignore_{choice}", []),
+              *st.session_state.get(f"groups_{choice}", [])}
     if not set(columns) - set(known) and not mapped & removed:
         return
-    prefixes = tuple(f"{prefix}{choice}" for prefix in ("text_", "target_", "ignore_", "use_pass_", "pass_", "problem_"))
+    prefixes = tuple(f"{prefix}{choice}" for prefix in MAPPING_PREFIXES)
     forget_widget_state(*[key for key in st.session_state if str(key).startswith(prefixes)])
 
 
@@ -322,13 +381,18 @@ def forget(key: str) -> None:
 
 def non_numeric_target(frame: pd.DataFrame, target: str, choice: str,
                        allow_decimal_comma: bool) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Show the non-numeric cells of a score column and drop their rows when the user ticks the box."""
+    """Show the empty and non-numeric cells of a score column and drop their rows when the user ticks the box."""
     found = intake.find_non_numeric_target(frame, target, allow_decimal_comma=allow_decimal_comma)
     if found is None:
         return frame, {}
-    st.warning(t("intake.non_numeric_found", column=target, count=found.non_numeric, missing=found.missing,
-                 values=", ".join(f"“{value}”" for value in found.values)))
-    st.dataframe(pd.DataFrame(found.rows, columns=[t("intake.row"), t("intake.value")]), hide_index=True)
+    if found.non_numeric:
+        st.warning(t("intake.non_numeric_found", column=target, count=found.non_numeric, missing=found.missing,
+                     values=", ".join(f"“{value}”" for value in found.values)))
+    else:
+        st.warning(t("intake.missing_target_found", column=target, count=found.missing,
+                     rows=", ".join(str(row) for row, _ in found.rows)))
+    rows = [(row, value if value.strip() else t("intake.empty_value")) for row, value in found.rows]
+    st.dataframe(pd.DataFrame(rows, columns=[t("intake.row"), t("intake.value")]), hide_index=True)
     # Dropping the rows changes the target from text to numbers, so the problem type is proposed again.
     if not st.checkbox(t("intake.non_numeric_drop", count=found.total, column=target),
                        key=f"drop_target_{choice}_{target}", on_change=forget, args=(f"problem_{choice}_{target}",)):

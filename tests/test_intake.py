@@ -179,7 +179,7 @@ def test_find_non_numeric_target_counts_and_examples() -> None:
     assert found.missing == 2
     assert found.total == 4
     assert found.values == ["缺考", "absent"]
-    assert found.rows == [(2, "缺考"), (5, "absent")]
+    assert found.rows == [(2, "缺考"), (4, ""), (5, "absent"), (6, "N/A")]
 
 
 def test_non_numeric_target_until_dropped() -> None:
@@ -220,12 +220,35 @@ def test_decimal_comma_needs_permission() -> None:
 
 
 @pytest.mark.parametrize("values", [
-    pytest.param([85, 90, None], id="already-numeric"),
+    pytest.param([85, 90, 70], id="numeric-without-gaps"),
     pytest.param(["A", "B", "absent", "C"], id="labels-not-scores"),
-    pytest.param(["85", "90", ""], id="only-blank-cells"),
+    pytest.param(["85", "90", "77"], id="text-numbers-without-gaps"),
 ])
 def test_find_non_numeric_target_none(values: list) -> None:
     assert find_non_numeric_target(pd.DataFrame({"score": values}), "score") is None
+
+
+@pytest.mark.parametrize("values", [
+    pytest.param([85.0, None, 90.0, float("nan")], id="numeric-with-nan"),
+    pytest.param(["85", "", "90", "N/A"], id="text-with-blank-and-marker"),
+])
+def test_missing_scores_found(values: list) -> None:
+    found = find_non_numeric_target(pd.DataFrame({"score": values}), "score")
+
+    assert found.non_numeric == 0
+    assert found.missing == 2
+    assert [row for row, _ in found.rows] == [2, 4]
+
+
+def test_missing_scores_dropped_from_numeric_column() -> None:
+    table = load_table(b"name,score\nAda,91\nBo,N/A\nCy,-\nDi,\nEd,70\n", "gaps.csv")
+    assert table.frame["score"].dtype == "float64"
+
+    kept, dropped = drop_non_numeric_target(table.frame, "score")
+
+    assert kept["name"].tolist() == ["Ada", "Ed"]
+    assert kept["score"].dtype == "int64"
+    assert dropped == {"data.dropped.missing_target": 3}
 
 
 def test_find_non_numeric_target_missing_column() -> None:
