@@ -4,13 +4,15 @@ and drop or pseudonymise them before training.
 Detection uses rules that a teacher can check by reading them:
 
 - Column names: 姓名, name, student, 学号, student_id, 身份证, phone, 邮箱 and the like.
-- Whole cells: a common Chinese surname followed by one or two characters, or two or
-  three capitalised words ("Anna Smith"), in a column of mostly distinct values. Codes
+- Whole cells: a common Chinese surname followed by one to three characters, also
+  when names repeat, or two or three capitalised words ("Anna Smith") in a column of
+  mostly distinct values. Codes
   such as S2024001 or 20240001 in a column of unique values.
 - Anywhere in a cell: e-mail addresses, Chinese mobile numbers (1[3-9] and 9 digits),
   landlines and international numbers, Chinese resident ID numbers (18 characters
-  with a valid checksum), student numbers after 学号 or "student ID", and names next
-  to a cue ("我叫李明", "李明同学", "Ms. Novak") or already found in a name column.
+  with a valid checksum), student and national ID numbers after a cue ("学号是",
+  "身份证号：", "student ID is"), and names next to a cue ("我叫李明", "名字是李明",
+  "李明同学", "Ms. Novak", "My name is Anna Smith") or already found in a name column.
   Two capitalised words alone do not count as a name inside free text, because in
   essays they are mostly places and titles ("New York", "Empire State").
 
@@ -54,6 +56,11 @@ _SURNAMES_SINGLE = (
 _SURNAMES_DOUBLE = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒", "夏侯",
                     "令狐", "端木", "歐陽", "司馬", "諸葛", "東方", "公孫", "長孫")
 _CHINESE_NAME = f"(?:{'|'.join(_SURNAMES_DOUBLE)}|[{_SURNAMES_SINGLE}])[\u4e00-\u9fff]{{1,2}}"
+# A whole cell of 2-4 characters: a surname and a given name of up to three characters.
+_CHINESE_NAME_CELL = re.compile(f"(?:{'|'.join(_SURNAMES_DOUBLE)}|[{_SURNAMES_SINGLE}])[\u4e00-\u9fff]{{1,3}}")
+# Characters of class, grade, campus and role names ("高一三班", "张江校区", "王老师"), which
+# start with a surname but are not names.
+_NOT_IN_NAME_CELL = re.compile("[一二三四五六七八九十零班级年组队部院系校区室楼老师同学家长]")
 _UPPER, _LOWER = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
 _WORD = f"[{_UPPER}][{_LOWER}]+(?:[-'][{_UPPER}]?[{_LOWER}]+)?"
 _ENGLISH_NAME = f"{_WORD}(?: [{_UPPER}]\\.)?(?: {_WORD}){{1,2}}"
@@ -73,11 +80,17 @@ _RESIDENT_ID = re.compile(
 # NOTE: the older 15-digit resident ID numbers (issued before 1999) have no checksum and
 # are not detected.
 _RESIDENT_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_STUDENT_ID_IN_TEXT = re.compile(r"(?:学号|学籍号|考号|student (?:id|number|no\.?))[:：\s#]*([A-Za-z]{0,3}[0-9]{4,})",
-                                 re.IGNORECASE)
+_STUDENT_ID_IN_TEXT = re.compile(
+    r"(?:学号|学籍号|考号|工号|(?:student|staff|employee) ?(?:id|number|no\.?))(?:码)?\s*(?:是|为|is|:|：|#)?\s*"
+    r"([A-Za-z]{0,3}[0-9]{4,})", re.IGNORECASE)
+# A national ID number after its cue; the checksum test of _RESIDENT_ID does not apply here.
+_NATIONAL_ID_IN_TEXT = re.compile(
+    r"(?:身份证号|身份证|证件号)(?:码)?\s*(?:是|为|:|：)?\s*([0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9])")
 _TITLE_NAME = re.compile(f"\\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\\.? ({_WORD}(?: {_WORD})?)")
+_CUED_ENGLISH_NAME = re.compile(f"\\b(?:[Mm]y name is|[Mm]y name's|I am called|I'm called) ({_WORD}(?: {_WORD})?)")
 _CUED_CHINESE_NAME = re.compile(
-    f"(?:我叫|名叫|叫做|姓名[:：]?\\s*|同学)({_CHINESE_NAME})|({_CHINESE_NAME})(?=同学|说|告诉|的妈妈|的爸爸|的家长)")
+    f"(?:我叫|名叫|叫做|名字是|名字叫|姓名[:：]?\\s*|同学)({_CHINESE_NAME})"
+    f"|({_CHINESE_NAME})(?=同学|说|告诉|的妈妈|的爸爸|的家长)")
 # Characters that end a word or start a clause are never part of a given name, which
 # keeps "老师是郑老师" or "方便了" from reading as names.
 _NOT_IN_GIVEN_NAME = re.compile("[是的了在和说老师们我你他她就都也便把被对给从向同学家长妈爸这那有没不很]")
@@ -87,7 +100,7 @@ _HEADER_HINTS = (
     (STUDENT_ID, re.compile(r"学号|学籍号|考号|准考证|student.?(?:id|no|number)|^sid$", re.IGNORECASE)),
     (PHONE, re.compile(r"电话|手机|联系方式|phone|mobile|^tel", re.IGNORECASE)),
     (EMAIL, re.compile(r"邮箱|e-?mail", re.IGNORECASE)),
-    (NAME, re.compile(r"姓名|名字|学生|家长|联系人|^name$|first.?name|last.?name|surname|full.?name|"
+    (NAME, re.compile(r"姓名|名字|学生|考生|家长|联系人|^name$|first.?name|last.?name|surname|full.?name|"
                       r"student|pupil|parent|guardian|élève|schüler", re.IGNORECASE)),
 )
 _PLACEHOLDER_PREFIXES = {STUDENT_ID: "ID_", NATIONAL_ID: "ID_", PHONE: "PHONE_", EMAIL: "EMAIL_"}
@@ -198,7 +211,12 @@ def _scan_cells(column: str, values: pd.Series) -> ColumnFinding | None:
     kinds = {kind: count for kind, count in _inner_counts(values).items() if count}
     if hinted is None and not any(count >= share for count in kinds.values()):
         kinds = {}
-        if _mostly_distinct(values) and _count(values, _NAME_CELL.fullmatch) >= share:
+        chinese_names = _count(values, _is_chinese_name_cell)
+        if chinese_names >= share:
+            # Chinese names may repeat (one row per essay): the surname list and the
+            # excluded characters keep class and campus names out.
+            kinds[NAME] = chinese_names
+        elif _mostly_distinct(values) and _count(values, _NAME_CELL.fullmatch) >= share:
             kinds[NAME] = _count(values, _NAME_CELL.fullmatch)
         elif values.is_unique and _count(values, _CODE_CELL.fullmatch) >= share:
             kinds[STUDENT_ID] = _count(values, _CODE_CELL.fullmatch)
@@ -216,6 +234,10 @@ def _names_by_header(values: pd.Series) -> bool:
     if _count(values, _NAME_CELL.fullmatch) >= COLUMN_SHARE * len(values):
         return True
     return _mostly_distinct(values) and _count(values, _LOWERCASE_WORDS.fullmatch) < len(values)
+
+
+def _is_chinese_name_cell(value: str) -> bool:
+    return bool(_CHINESE_NAME_CELL.fullmatch(value)) and not _NOT_IN_NAME_CELL.search(value)
 
 
 def _mostly_distinct(values: pd.Series) -> bool:
@@ -256,8 +278,10 @@ def find_spans(text: str, names: set[str] = frozenset()) -> list[tuple[int, int,
     spans = [(m.start(), m.end(), EMAIL) for m in _EMAIL.finditer(text)]
     spans += [(m.start(), m.end(), NATIONAL_ID) for m in _RESIDENT_ID.finditer(text) if resident_id_valid(m.group())]
     spans += [(m.start(1), m.end(1), STUDENT_ID) for m in _STUDENT_ID_IN_TEXT.finditer(text)]
+    spans += [(m.start(1), m.end(1), NATIONAL_ID) for m in _NATIONAL_ID_IN_TEXT.finditer(text)]
     spans += [(m.start(), m.end(), PHONE) for m in _PHONE.finditer(text)]
     spans += [(m.start(1), m.end(1), NAME) for m in _TITLE_NAME.finditer(text)]
+    spans += [(m.start(1), m.end(1), NAME) for m in _CUED_ENGLISH_NAME.finditer(text)]
     for match in _CUED_CHINESE_NAME.finditer(text):
         group = 1 if match.group(1) else 2
         surname_length = 2 if match.group(group)[:2] in _SURNAMES_DOUBLE else 1

@@ -197,3 +197,64 @@ def test_loaded_gradebook_with_personal_data() -> None:
     assert list(result.columns) == ["学号", "姓名", "成绩"]
     assert result["姓名"].tolist() == ["学生001", "学生002", "学生003"]
     assert result["成绩"].tolist() == [88, 92, 75]
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("我的学号是2024010001", STUDENT_ID, "2024010001"),
+    ("my student ID is 2024010001", STUDENT_ID, "2024010001"),
+    ("Student number: S20240001, class 7A", STUDENT_ID, "S20240001"),
+    ("工号为88120341", STUDENT_ID, "88120341"),
+    ("我的身份证号是110105200801011234", NATIONAL_ID, "110105200801011234"),
+    ("My name is Anna Smith and I like maths.", NAME, "Anna Smith"),
+    ("我的名字是李明，今年十岁。", NAME, "李明"),
+    ("我叫王芳。", NAME, "王芳"),
+])
+def test_cued_values_found(text: str, kind: str, value: str) -> None:
+    spans = find_spans(text)
+
+    assert [(text[start:end], found) for start, end, found in spans] == [(value, kind)]
+
+
+@pytest.mark.parametrize("text", [
+    "My name is important to me.",
+    "My name is on the list.",
+    "I visited New York last summer.",
+    "The student number of the class is large.",
+    "王老师说明天考试。",
+    "我们的班级有40个学生。",
+    "学号和姓名写在试卷左上角。",
+    "The student ID card was lost.",
+])
+def test_ordinary_sentences_not_flagged(text: str) -> None:
+    assert find_spans(text) == []
+
+
+def test_repeated_chinese_names_column() -> None:
+    frame = pd.DataFrame({"作者": ["李明", "李明", "王芳", "李明", "王芳", "李明", "王芳", "李明"],
+                          "score": range(8)})
+
+    report = scan_privacy(frame)
+
+    assert report.columns == ["作者"]
+    assert report.findings[0].kinds == {NAME: 8}
+
+
+def test_four_character_names_column() -> None:
+    frame = pd.DataFrame({"who": ["欧阳娜娜", "司马相如", "李明", "王小明"]})
+
+    assert scan_privacy(frame).findings[0].kinds == {NAME: 4}
+
+
+@pytest.mark.parametrize("column, values", [
+    ("班级", ["高一三班", "高一四班", "高二一班"] * 3),
+    ("校区", ["张江校区", "徐汇校区"] * 4),
+    ("班主任", ["王老师", "李老师"] * 4),
+])
+def test_class_and_campus_columns_not_names(column: str, values: list) -> None:
+    assert scan_privacy(pd.DataFrame({column: values})).findings == []
+
+
+def test_name_header_with_repeated_names() -> None:
+    frame = pd.DataFrame({"Student Name": ["李明"] * 5 + ["王芳"] * 5})
+
+    assert scan_privacy(frame).findings[0].kind == NAME
