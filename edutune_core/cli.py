@@ -16,14 +16,14 @@ import threading
 from pathlib import Path
 
 from edutune_core.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
-from edutune_core.data import read_table_file
+from edutune_core.data import SUPPORTED_ENCODINGS, read_table_file
 from edutune_core.executor import EXECUTOR_ENV, LR_SCALINGS, ClusterOptions, build_executor
 from edutune_core.i18n import EduTuneError, translate
 from edutune_core.metrics import SCALAR_METRICS
 from edutune_core.predict import Predictor
 from edutune_core.runner import create_run, prepare_resume
 from edutune_core.runstore import COMPLETED, STOPPED, RunStore
-from edutune_core.tasks import PROBLEMS, ColumnMapping, propose_problem
+from edutune_core.tasks import PROBLEMS, SCORE_STEPS, ColumnMapping, propose_problem
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ignore-columns", default="", help="comma-separated columns to leave out")
     train.add_argument("--problem", choices=PROBLEMS, help="default: classification for labels, regression for numbers")
     train.add_argument("--pass-mark", type=float, help="turn a numeric target into pass (>= mark) / fail")
+    train.add_argument("--group-columns", default="",
+                       help="comma-separated columns (class, gender, first language) whose groups get their own metrics")
+    train.add_argument("--student-column",
+                       help="column naming the student of each row; one student's rows stay on one side of each split")
+    train.add_argument("--score-min", type=float, help="lowest score of the rubric (default: lowest in the data)")
+    train.add_argument("--score-max", type=float, help="highest score of the rubric (default: highest in the data)")
+    train.add_argument("--score-step", type=float, choices=SCORE_STEPS,
+                       help="step between rubric scores: 1, or 0.5 for half points (default: 1 for whole scores)")
     train.add_argument("--model", help="model id, local folder or the bundled all-MiniLM-L6-v2 (default)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
@@ -85,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--baselines", action="store_true",
                        help="also fit the simple baselines (TF-IDF or table models and the floor) on the same "
                             "split and report their metrics under 'baselines'")
+    _add_loading_arguments(train)
     _add_executor_arguments(train)
 
     resume = commands.add_parser("resume", help="continue a stopped or interrupted run from its checkpoint")
@@ -97,12 +106,29 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--run", required=True, type=Path, help="run folder or exported run folder")
     predict.add_argument("--data", required=True, type=Path)
     predict.add_argument("--output", required=True, type=Path, help=".csv (UTF-8 with BOM) or .xlsx")
+    _add_loading_arguments(predict)
 
     evaluate = commands.add_parser("evaluate", help="compute metrics of a trained model on a labelled file")
     evaluate.add_argument("--run", required=True, type=Path)
     evaluate.add_argument("--data", required=True, type=Path)
     evaluate.add_argument("--json", action="store_true")
+    _add_loading_arguments(evaluate)
     return parser
+
+
+def _add_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    loading = parser.add_argument_group("reading --data", "override what is detected, as on the Data page")
+    loading.add_argument("--encoding", choices=SUPPORTED_ENCODINGS, help="text encoding of a CSV or TXT file")
+    loading.add_argument("--sheet", help="sheet of an Excel workbook (default: the first sheet with a table)")
+    loading.add_argument("--header-row", type=_positive_int,
+                         help="row number (1 = first row) that contains the column names")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def _add_executor_arguments(parser: argparse.ArgumentParser, with_resources: bool = True) -> None:
@@ -139,9 +165,14 @@ def _execute(store: RunStore, run_id: str, executor, *, resume: bool = False):
     return record
 
 
-def _read(path: Path):
+def _read(path: Path, args: argparse.Namespace | None = None):
+    """Read a table file, with the --encoding, --sheet and --header-row of ``args`` when given."""
+    overrides = {}
+    if args is not None:
+        overrides = {"encoding": args.encoding, "sheet": args.sheet,
+                     "header_row": None if args.header_row is None else args.header_row - 1}
     try:
-        return read_table_file(path)
+        return read_table_file(path, **overrides)
     except OSError as error:
         raise EduTuneError("cli.read_failed", path=str(path), reason=error.strerror or str(error)) from error
 
@@ -168,14 +199,17 @@ def _train(args: argparse.Namespace) -> int:
         return _train_images(args, executor, cluster)
     if args.output is not None:
         _check_output_folder(args.output)
-    table = _read(args.data)
+    table = _read(args.data, args)
     frame = table.frame
     if args.target not in frame.columns:
         raise EduTuneError("data.missing_column", column=args.target, columns=", ".join(map(str, frame.columns)))
     ignore = [column.strip() for column in args.ignore_columns.split(",") if column.strip()]
     problem = args.problem or ("classification" if args.pass_mark is not None else propose_problem(frame[args.target]))
+    groups = [column.strip() for column in args.group_columns.split(",") if column.strip()]
     mapping = ColumnMapping(target=args.target, text_column=args.text_column, ignore_columns=ignore,
-                            problem=problem, pass_mark=args.pass_mark)
+                            problem=problem, pass_mark=args.pass_mark, group_columns=groups,
+                            student_column=args.student_column, score_min=args.score_min,
+                            score_max=args.score_max, score_step=args.score_step)
     names = ("model", "epochs", "batch_size", "learning_rate", "max_length", "seed", "validation_share", "folds",
              "optimizer", "scheduler", "warmup_share", "weight_decay", "max_grad_norm", "accumulation_steps",
              "early_stopping_patience", "class_weights", "freeze_embeddings", "freeze_layers", "lora_rank",
@@ -283,7 +317,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.output.suffix.lower() not in PREDICTION_SUFFIXES:
         raise EduTuneError("cli.output_format", path=str(args.output), formats=", ".join(PREDICTION_SUFFIXES))
     predictor = Predictor(args.run)
-    table = _read(args.data)
+    table = _read(args.data, args)
     _print_input_warnings(predictor, table.frame)
     result = predictor.with_predictions(table.frame)
     try:
@@ -300,7 +334,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     predictor = Predictor(args.run)
-    frame = _read(args.data).frame
+    frame = _read(args.data, args).frame
     _print_input_warnings(predictor, frame)
     metrics = predictor.evaluate_frame(frame)
     _print_metrics(metrics, args.json, {"run_dir": str(args.run)})

@@ -273,3 +273,108 @@ def test_resume_unknown_run_exits_2(tmp_path):
     result = run_cli("resume", "--run-id", "no-such-run", home=tmp_path / "home")
     assert result.returncode == 2
     assert 'No run has the id "no-such-run"' in result.stderr
+
+
+# Loading options and column roles: the same loader and mapping as the Data page.
+
+def cli_main(*args, home: Path, monkeypatch) -> int:
+    from edutune_core.cli import main
+
+    monkeypatch.setenv("EDUTUNE_HOME", str(home))
+    return main([str(arg) for arg in args])
+
+
+def chinese_gradebook(rows: int = 40) -> pd.DataFrame:
+    return make_gradebook(rows).rename(columns={"class": "班级", "final": "成绩"})
+
+
+def test_encoding_option_reaches_loader(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "成绩.csv"
+    path.write_bytes(chinese_gradebook().to_csv(index=False).encode("gb18030"))
+
+    failed = cli_main("train", "--data", path, "--target", "成绩", "--encoding", "utf-8",
+                      home=tmp_path / "home", monkeypatch=monkeypatch)
+
+    assert failed == 2
+    assert "utf-8" in capsys.readouterr().err
+    trained = cli_main("train", "--data", path, "--target", "成绩", "--encoding", "gb18030", "--epochs", 1,
+                       "--ignore-columns", "student_id", home=tmp_path / "home", monkeypatch=monkeypatch)
+    assert trained == 0
+
+
+def test_sheet_and_header_row_options(tmp_path, monkeypatch, capsys):
+    frame = chinese_gradebook()
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"说明": ["本册为期末成绩"]}).to_excel(writer, sheet_name="封面", index=False)
+        frame.to_excel(writer, sheet_name="期末", index=False, startrow=2)
+
+    missing = cli_main("train", "--data", path, "--target", "成绩", "--sheet", "期中",
+                       home=tmp_path / "home", monkeypatch=monkeypatch)
+    assert missing == 2
+    assert "封面, 期末" in capsys.readouterr().err
+
+    wrong_row = cli_main("train", "--data", path, "--target", "成绩", "--sheet", "期末", "--header-row", 1,
+                         home=tmp_path / "home", monkeypatch=monkeypatch)
+    assert wrong_row == 2
+    assert "成绩" in capsys.readouterr().err
+
+    trained = cli_main("train", "--data", path, "--target", "成绩", "--sheet", "期末", "--header-row", 3,
+                       "--epochs", 1, "--ignore-columns", "student_id", "--json",
+                       home=tmp_path / "home", monkeypatch=monkeypatch)
+    assert trained == 0
+
+
+def test_header_row_must_be_positive(tmp_path, monkeypatch, gradebook_csv):
+    with pytest.raises(SystemExit) as exited:
+        cli_main("train", "--data", gradebook_csv, "--target", "final", "--header-row", 0,
+                 home=tmp_path / "home", monkeypatch=monkeypatch)
+
+    assert exited.value.code == 2
+
+
+def test_group_student_and_score_scale_options(tmp_path, monkeypatch):
+    frame = make_gradebook(60)
+    frame["final"] = (frame["final"] // 20).clip(0, 4)
+    frame["gender"] = ["f", "m"] * 30
+    path = tmp_path / "grades.csv"
+    frame.to_csv(path, index=False)
+
+    code = cli_main("train", "--data", path, "--target", "final", "--problem", "regression", "--epochs", 1,
+                    "--group-columns", "class, gender", "--student-column", "student_id",
+                    "--score-min", 0, "--score-max", 6, "--score-step", 1, "--output", tmp_path / "run",
+                    home=tmp_path / "home", monkeypatch=monkeypatch)
+
+    assert code == 0
+    description = json.loads((tmp_path / "run" / "model" / "edutune.json").read_text(encoding="utf-8"))
+    mapping = description["mapping"]
+    assert mapping["group_columns"] == ["class", "gender"]
+    assert mapping["student_column"] == "student_id"
+    assert (mapping["score_min"], mapping["score_max"], mapping["score_step"]) == (0.0, 6.0, 1.0)
+    assert description["score_points"] == [0, 6]
+
+
+def test_score_step_choices(tmp_path, monkeypatch, gradebook_csv):
+    with pytest.raises(SystemExit) as exited:
+        cli_main("train", "--data", gradebook_csv, "--target", "final", "--score-step", 0.25,
+                 home=tmp_path / "home", monkeypatch=monkeypatch)
+
+    assert exited.value.code == 2
+
+
+def test_predict_reads_chosen_sheet(tmp_path, monkeypatch):
+    frame = make_gradebook(40)
+    train_path = tmp_path / "train.csv"
+    frame.to_csv(train_path, index=False)
+    assert cli_main("train", "--data", train_path, "--target", "final", "--epochs", 1, "--ignore-columns",
+                    "student_id", "--output", tmp_path / "run", home=tmp_path / "home", monkeypatch=monkeypatch) == 0
+    book = tmp_path / "new.xlsx"
+    with pd.ExcelWriter(book) as writer:
+        pd.DataFrame({"note": ["cover"]}).to_excel(writer, sheet_name="Cover", index=False)
+        frame.drop(columns="final").head(5).to_excel(writer, sheet_name="Term 2", index=False)
+
+    code = cli_main("predict", "--run", tmp_path / "run", "--data", book, "--sheet", "Term 2",
+                    "--output", tmp_path / "out.csv", home=tmp_path / "home", monkeypatch=monkeypatch)
+
+    assert code == 0
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 5
