@@ -259,7 +259,7 @@ def unusable_feature_columns(features: pd.DataFrame) -> dict[str, str]:
 
 
 def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target: bool = True,
-                 labels: list[str] | None = None) -> PreparedData:
+                 labels: list[str] | None = None, check_rows: bool | None = None) -> PreparedData:
     """Check ``mapping`` against ``frame`` and build model inputs and targets.
 
     Args:
@@ -267,6 +267,9 @@ def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target:
         mapping: Column mapping chosen by the user.
         require_target: False for prediction on a table without the target column.
         labels: Class names of an existing model, so new data uses the same indices.
+        check_rows: Apply the training checks (enough rows, two classes, enough rows per
+            class, spread). Defaults to ``require_target``; evaluation turns them off,
+            because a class that all passed is a valid set to evaluate on.
 
     Raises:
         DataError: A mapped column is missing, the target has too few rows, classes or
@@ -289,7 +292,8 @@ def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target:
     rows = frame[kept]
     targets, labels, score_points = None, labels, None
     if has_target:
-        targets, labels, score_points = _build_targets(rows[mapping.target], mapping, labels, require_target)
+        targets, labels, score_points = _build_targets(rows[mapping.target], mapping, labels,
+                                                       require_target if check_rows is None else check_rows)
     texts = None if mapping.text_column is None else rows[mapping.text_column].astype(str).tolist()
     images = None if mapping.image_column is None else rows[mapping.image_column].astype(str).tolist()
     table_task = mapping.text_column is None and mapping.image_column is None
