@@ -1,8 +1,8 @@
 """Review-first batch predictions and the teacher's corrections as new training rows.
 
 ``review_table`` predicts a file and puts the rows a teacher should check first at the
-top: classes predicted with low confidence, and scores whose unrounded value fell
-outside the rubric before it was clipped. The teacher fills in the ``correction``
+top: classes predicted with low confidence, scores whose unrounded value fell outside
+the rubric before it was clipped, and values outside the training targets' range. The teacher fills in the ``correction``
 column. ``save_corrections`` checks the corrections and appends them to the run
 folder's ``corrections.csv``, in the layout of the training file (input columns plus
 the target column), with a ``corrected_from`` column that keeps the model's prediction.
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edutune_core.i18n import DataError
+from edutune_core.i18n import DataError, EduTuneError
 from edutune_core.predict import Predictor
 from edutune_core.tasks import CLASSIFICATION, ColumnMapping
 
@@ -32,19 +32,22 @@ OUT_OF_RANGE_MARGIN = 0.5
 LOW_CONFIDENCE_REASON = "low_confidence"
 OUT_OF_RANGE_REASON = "out_of_range"
 PREDICTION, CONFIDENCE, REVIEW, CORRECTION = "prediction", "confidence", "review", "correction"
+INTERVAL_LOW, INTERVAL_HIGH, AT_RISK = "interval_low", "interval_high", "at_risk"
 CORRECTED_FROM, CORRECTED_AT = "corrected_from", "corrected_at"
 # Column that marks where each training row came from, when corrections are added.
 SOURCE_COLUMN = "edutune_source"
 
 
-def review_table(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
+def review_table(predictor: Predictor, frame: pd.DataFrame, alert=None) -> pd.DataFrame:
     """Predict ``frame`` and return its rows with the ones to review first.
 
     Returns:
         The predicted rows of ``frame`` (index kept) with ``prediction``, ``confidence``
-        (classes only), ``review`` (a reason key, or "" when the row needs no review)
-        and an empty ``correction`` column. Rows to review come first, the least
-        certain first; the others keep their order.
+        (classes, and scores of a run with validation predictions), ``interval_low`` and
+        ``interval_high`` (values), ``at_risk`` (with an ``alert`` rule), ``review`` (a
+        reason key, or "" when the row needs no review) and an empty ``correction``
+        column. Rows to review come first, the least certain first; the others keep
+        their order.
     """
     prediction = predictor.predict_frame(frame)
     table = frame.loc[prediction.row_index].drop(columns=[predictor.mapping.target], errors="ignore").copy()
@@ -53,19 +56,39 @@ def review_table(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     urgency = np.zeros(len(table))
     if prediction.confidence is not None:
         table[CONFIDENCE] = np.round(prediction.confidence, 4)
+    if prediction.interval is not None:
+        table[INTERVAL_LOW] = np.round(prediction.interval[:, 0], 4)
+        table[INTERVAL_HIGH] = np.round(prediction.interval[:, 1], 4)
+    if alert is not None:
+        table[AT_RISK] = alert.flags(prediction.raw, predictor.labels)
+    if predictor.mapping.problem == CLASSIFICATION:
         low = prediction.confidence < LOW_CONFIDENCE
         reasons[low] = LOW_CONFIDENCE_REASON
         urgency = np.where(low, 1.0 - prediction.confidence, 0.0)
-    elif predictor.score_points is not None:
-        low_point, high_point = predictor.score_points
-        beyond = np.maximum(low_point - prediction.raw, prediction.raw - high_point)
-        outside = beyond > OUT_OF_RANGE_MARGIN
+    else:
+        beyond = _beyond_range(predictor, prediction.raw)
+        outside = beyond > 0
         reasons[outside] = OUT_OF_RANGE_REASON
         urgency = np.where(outside, beyond, 0.0)
     table[REVIEW] = reasons
     table[CORRECTION] = pd.Series([None] * len(table), index=table.index, dtype=object)
     order = np.lexsort((np.arange(len(table)), -urgency, reasons == ""))
     return table.iloc[order]
+
+
+def _beyond_range(predictor: Predictor, raw: np.ndarray) -> np.ndarray:
+    """Return how far each unrounded prediction lies outside its range to review, 0 inside it.
+
+    Scores are checked against the rubric widened by ``OUT_OF_RANGE_MARGIN``, values
+    against the lowest and highest target of the training data.
+    """
+    if predictor.score_points is not None:
+        low, high = predictor.score_points
+        return np.maximum(np.maximum(low - raw, raw - high) - OUT_OF_RANGE_MARGIN, 0.0)
+    if predictor.target_range is not None:
+        low, high = predictor.target_range
+        return np.maximum(np.maximum(low - raw, raw - high), 0.0)
+    return np.zeros(len(raw))
 
 
 def _check_correction(value: object, predictor: Predictor) -> object:
@@ -102,7 +125,8 @@ def save_corrections(run_dir: Path | str, predictor: Predictor, table: pd.DataFr
     filled = table[table[CORRECTION].notna() & (table[CORRECTION].astype(str).str.strip() != "")]
     if filled.empty:
         return 0
-    rows = filled.drop(columns=[PREDICTION, CONFIDENCE, REVIEW, CORRECTION], errors="ignore").copy()
+    rows = filled.drop(columns=[PREDICTION, CONFIDENCE, INTERVAL_LOW, INTERVAL_HIGH, AT_RISK, REVIEW, CORRECTION],
+                       errors="ignore").copy()
     rows[predictor.mapping.target] = [_check_correction(value, predictor) for value in filled[CORRECTION]]
     rows[CORRECTED_FROM] = filled[PREDICTION].astype(str).to_numpy()
     rows[CORRECTED_AT] = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -208,6 +232,7 @@ def retrain_with_corrections(store, record, manager=None):
     came from corrections. It is queued on ``manager`` when given.
 
     Raises:
+        EduTuneError: ``store``'s user may not change the run (another teacher's shared run).
         DataError: The run has no saved corrections.
     """
     import dataclasses
@@ -215,6 +240,8 @@ def retrain_with_corrections(store, record, manager=None):
     from edutune_core.config import TrainConfig
     from edutune_core.runner import TRAIN_SNAPSHOT, create_run
 
+    if not store.can_change(record):
+        raise EduTuneError("corrections.not_owner", user=record.owner)
     corrections = load_corrections(record.run_dir)
     if corrections is None or corrections.empty:
         raise DataError("corrections.nothing_to_retrain", run=record.name)

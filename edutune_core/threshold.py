@@ -5,6 +5,7 @@ student is flagged when that probability is at least the threshold. A teacher st
 the recall they need ("catch at least 9 of 10 students who will fail"), and
 ``choose_threshold`` returns the highest threshold that reaches it on the validation
 rows, with the number of students it flags and how many of those are false alarms.
+An ``AlertRule`` saved in the run's summary carries the chosen threshold to prediction.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import pandas as pd
 
 from edutune_core.i18n import EduTuneError
 from edutune_core.tasks import FAIL_LABEL
+
+
+# Key of the saved alert threshold in a run's summary.
+ALERT_SUMMARY_KEY = "alert_threshold"
 
 
 class ThresholdError(EduTuneError):
@@ -122,3 +127,36 @@ def threshold_curve(is_positive: np.ndarray, probability: np.ndarray) -> pd.Data
             for threshold in np.unique(probability)[::-1]]
     return pd.DataFrame({"threshold": [row.threshold for row in rows], "recall": [row.recall for row in rows],
                          "flagged": [row.flagged for row in rows], "false_alarms": [row.false_alarms for row in rows]})
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """An alert threshold saved with a two-class run: flag a student when P(``label``) >= ``threshold``.
+
+    Attributes:
+        label: The class that means "at risk".
+        threshold: Flag a row when the probability of ``label`` is at least this.
+        target_recall: The recall on the validation rows that the threshold was chosen for.
+    """
+
+    label: str
+    threshold: float
+    target_recall: float
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "threshold": float(self.threshold), "target_recall": float(self.target_recall)}
+
+    @classmethod
+    def from_summary(cls, summary: dict, labels: list[str] | None) -> AlertRule | None:
+        """Return the rule saved in a run's summary, or None when none is saved or it does not fit ``labels``."""
+        saved = summary.get(ALERT_SUMMARY_KEY)
+        if not saved or not labels or len(labels) != 2 or saved.get("label") not in labels:
+            return None
+        threshold = saved.get("threshold")
+        if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            return None
+        return cls(label=saved["label"], threshold=float(threshold), target_recall=float(saved.get("target_recall", 0)))
+
+    def flags(self, probabilities: np.ndarray, labels: list[str]) -> np.ndarray:
+        """Return True for each row (of class probabilities, one column per label) at or above the threshold."""
+        return np.asarray(probabilities)[:, labels.index(self.label)] >= self.threshold

@@ -66,7 +66,7 @@ with tabs["details"]:
                          hide_index=True)
 with tabs["threshold"]:
     if validation is not None and at_risk is not None:
-        threshold = sections.threshold_section(validation, at_risk)
+        threshold = sections.threshold_section(record, validation, at_risk)
     else:
         st.info(t("threshold.two_classes_only"))
 with tabs["groups"]:

@@ -22,10 +22,16 @@ from edutune_core.learning_curve import CURVE_FILE, learning_curve
 from edutune_core.predict import Predictor
 from edutune_core.report import model_report
 from edutune_core.runstore import RunRecord
-from edutune_core.threshold import choose_threshold, default_at_risk_label, threshold_curve
+from edutune_core.threshold import (
+    ALERT_SUMMARY_KEY,
+    AlertRule,
+    choose_threshold,
+    default_at_risk_label,
+    threshold_curve,
+)
 from pages.common import evaluation_charts as charts
 from pages.common.charts import confusion_figure
-from pages.common.ui import language, show_error, t
+from pages.common.ui import language, show_error, store, t
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +144,8 @@ def at_risk_label_picker(record: RunRecord, validation: ValidationSet | None) ->
                         key="results_at_risk_label", help=t("threshold.at_risk_class_help"))
 
 
-def threshold_section(validation: ValidationSet, at_risk: str) -> float | None:
-    """Choose the alert threshold by recall; return it when the user applies it to the group results."""
+def threshold_section(record: RunRecord, validation: ValidationSet, at_risk: str) -> float | None:
+    """Choose the alert threshold by recall and save it for prediction; return it when applied to the groups."""
     if validation.probabilities is None:
         st.info(t("threshold.no_probabilities"))
         return None
@@ -159,8 +165,23 @@ def threshold_section(validation: ValidationSet, at_risk: str) -> float | None:
     st.plotly_chart(charts.threshold_figure(threshold_curve(is_positive, probability), choice.threshold),
                     width="stretch")
     st.caption(t("threshold.caption"))
+    save_threshold(record, AlertRule(label=at_risk, threshold=choice.threshold, target_recall=recall),
+                   validation.labels)
     apply = st.checkbox(t("threshold.apply_to_groups"), key="results_threshold_groups")
     return choice.threshold if apply else None
+
+
+def save_threshold(record: RunRecord, rule: AlertRule, labels: list[str]) -> None:
+    """Let the run's owner save ``rule`` for the Predict page, and show the threshold saved there."""
+    if not store().can_change(record):
+        st.caption(t("threshold.not_owner", user=record.owner))
+    elif st.button(t("threshold.save"), key="results_save_threshold", help=t("threshold.save_help")):
+        store().update_summary(record.run_id, {ALERT_SUMMARY_KEY: rule.to_dict()})
+        logger.info("run %s: alert threshold %.4f for %r saved", record.run_id, rule.threshold, rule.label)
+        st.success(t("threshold.saved", label=rule.label, threshold=f"{rule.threshold:.3f}"))
+    saved = AlertRule.from_summary(store().get_run(record.run_id).summary, labels)
+    if saved is not None:
+        st.caption(t("threshold.in_use", label=saved.label, threshold=f"{saved.threshold:.3f}"))
 
 
 def groups_section(validation: ValidationSet, group_columns: list[str], at_risk: str | None,

@@ -1,0 +1,151 @@
+"""The Predict page with AppTest: confidence, the saved alert threshold and another teacher's shared run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit import config as streamlit_config
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, make_gradebook
+from test_app import finished_run, open_app, texts
+from edutune_core import security
+from edutune_core.config import TrainConfig
+from edutune_core.corrections import CORRECTIONS_FILE, retrain_with_corrections
+from edutune_core.evaluation import load_validation
+from edutune_core.i18n import EduTuneError
+from edutune_core.predict import Predictor
+from edutune_core.runner import create_run, execute_run
+from edutune_core.runstore import RunStore
+from edutune_core.security import FailureWindow, hash_password, write_user
+from edutune_core.tasks import CLASSIFICATION, REGRESSION, ColumnMapping
+from edutune_core.threshold import ALERT_SUMMARY_KEY, choose_threshold
+
+PASS_FAIL = ColumnMapping(target="final", problem=CLASSIFICATION, pass_mark=60, ignore_columns=["student_id"])
+
+
+def upload_csv(at: AppTest, frame: pd.DataFrame, name: str = "new.csv") -> AppTest:
+    at.file_uploader(key="predict_file").set_value((name, frame.to_csv(index=False).encode(), "text/csv")).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button_keys(at: AppTest) -> list[str]:
+    return [button.key for button in at.button]
+
+
+def test_single_value_prediction_shows_interval(edutune_home):
+    frame = make_gradebook(80)
+    frame["final"] = frame["final"] + 0.5
+    finished_run(edutune_home, frame, ColumnMapping(target="final", problem=REGRESSION, ignore_columns=["student_id"]),
+                 TrainConfig.for_task(False, epochs=2))
+    for lang, words in (("en", "80% interval"), ("zh", "80% 区间")):
+        at = open_app("pages/predict.py", lang=lang)
+        at.button(key="predict_one").click().run()
+        assert not at.exception, at.exception
+        assert words in at.success[0].value
+        assert "RMSE" in texts(at)
+
+
+def test_single_score_prediction_shows_confidence(edutune_home):
+    frame = make_gradebook(80)
+    frame["level"] = np.clip((frame["final"] - 40) // 10, 1, 4).astype(int)
+    finished_run(edutune_home, frame, ColumnMapping(target="level", problem=REGRESSION,
+                                                    ignore_columns=["student_id", "final"]),
+                 TrainConfig.for_task(False, epochs=2))
+    at = open_app("pages/predict.py", lang="zh")
+    at.button(key="predict_one").click().run()
+    assert not at.exception, at.exception
+    assert "置信度" in at.success[0].value
+    assert "教师恰好给出这个分数的概率" in texts(at)
+
+
+def test_saved_threshold_flags_at_risk(edutune_home):
+    record = finished_run(edutune_home, make_gradebook(120), PASS_FAIL, TrainConfig.for_task(False, epochs=2))
+    at = open_app("pages/predict.py")
+    assert "No alert threshold is saved" in texts(at)
+
+    at = open_app("pages/results.py")
+    at.slider(key="results_target_recall").set_value(0.8).run()
+    at.button(key="results_save_threshold").click().run()
+    assert not at.exception, at.exception
+    validation = load_validation(record)
+    index = validation.labels.index("fail")
+    choice = choose_threshold(validation.target_values() == index, validation.probabilities[:, index], 0.8)
+    saved = RunStore(edutune_home).get_run(record.run_id).summary[ALERT_SUMMARY_KEY]
+    assert saved == {"label": "fail", "threshold": pytest.approx(choice.threshold), "target_recall": 0.8}
+    assert f"at least {choice.threshold:.3f}" in texts(at)
+
+    at = open_app("pages/predict.py")
+    assert f"at least **{choice.threshold:.3f}**" in texts(at)
+    new_rows = make_gradebook(20, seed=8).drop(columns=["final"])
+    at = upload_csv(at, new_rows)
+    assert not at.error, [error.value for error in at.error]
+    probabilities = Predictor(record.run_dir).predict_frame(new_rows).raw[:, index]
+    flagged = probabilities >= saved["threshold"]
+    shown = next(frame.value for frame in at.dataframe if "at risk" in frame.value.columns)
+    expected = ["yes" if flag else "no" for flag in flagged[shown.index]]
+    assert shown["at risk"].tolist() == expected
+
+    at.button(key="predict_one").click().run()
+    assert not at.exception, at.exception
+    assert "alert threshold" in texts(at)
+
+
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory):
+    """Two teachers; hashing is slow on purpose, so the file is made once."""
+    path = tmp_path_factory.mktemp("users") / "users.txt"
+    write_user(path, "alice", hash_password("alice-password"))
+    write_user(path, "王老师", hash_password("wang-password"))
+    return path
+
+
+@pytest.fixture
+def sign_in(users_file, edutune_home, monkeypatch):
+    original = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", "192.168.1.20")
+    monkeypatch.setenv("EDUTUNE_USERS_FILE", str(users_file))
+    monkeypatch.setattr(security, "SERVER_FAILURES", FailureWindow())
+
+    def open_as(name: str, password: str, lang: str = "en") -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.session_state["lang"] = lang
+        at.run()
+        at.switch_page("pages/predict.py").run()
+        at.text_input(key="login_name").input(name)
+        at.text_input(key="login_password").input(password)
+        at.button[0].click().run()
+        assert not at.exception, at.exception
+        return at
+
+    yield open_as
+    streamlit_config.set_option("server.address", original)
+
+
+def test_shared_run_is_read_only_for_others(sign_in, edutune_home):
+    alice = RunStore(edutune_home).for_user("alice")
+    record = execute_run(alice, create_run(alice, make_gradebook(80), PASS_FAIL, TrainConfig.for_task(False, epochs=1),
+                                           data_name="g.csv", name="alice book").run_id)
+    alice.set_shared(record.run_id, True)
+    make_gradebook(3, seed=2).assign(final=[80, 30, 90]).to_csv(record.run_dir / CORRECTIONS_FILE, index=False)
+    new_rows = make_gradebook(10, seed=6).drop(columns=["final"])
+
+    owner = upload_csv(sign_in("alice", "alice-password"), new_rows)
+    assert "predict_save_corrections" in button_keys(owner)
+    assert "predict_retrain" in button_keys(owner)
+
+    other = upload_csv(sign_in("王老师", "wang-password", lang="zh"), new_rows)
+    assert "predict_save_corrections" not in button_keys(other)
+    assert "predict_retrain" not in button_keys(other)
+    assert "predict_corrections" not in [frame.key for frame in other.dataframe]
+    assert "更正" not in other.dataframe[0].value.columns
+    assert "预测结果" in other.dataframe[0].value.columns
+    assert any("只有 alice 可以为它保存更正" in info.value for info in other.info)
+    assert [button.label for button in other.get("download_button")] == ["下载 CSV（可用 Excel 打开）", "下载 XLSX"]
+
+    wang = RunStore(edutune_home).for_user("王老师")
+    with pytest.raises(EduTuneError) as refused:
+        retrain_with_corrections(wang, wang.get_run(record.run_id))
+    assert refused.value.key == "corrections.not_owner"
+    assert "alice" in refused.value.message("en")
+    assert len(RunStore(edutune_home).list_runs()) == 1
