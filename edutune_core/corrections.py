@@ -171,6 +171,40 @@ def training_rows_with_corrections(frame: pd.DataFrame, corrections: pd.DataFram
     return combined, ColumnMapping.from_dict({**mapping.to_dict(), "ignore_columns": ignored})
 
 
+def corrected_training_rows(record) -> pd.DataFrame | None:
+    """Return the training rows of a run that came from corrections, without their input text.
+
+    Returns:
+        One row per corrected training row: ``row`` (its position in the run's data
+        snapshot, from 1), the student column and the ignored columns (the identifiers
+        the teacher kept out of the model), the corrected label, ``corrected_from`` and
+        ``corrected_at``. None when the run has no rows marked as corrections or its
+        snapshot is gone. Text and image columns and model inputs are left out.
+    """
+    from edutune_core.runner import TRAIN_SNAPSHOT
+
+    path = record.run_dir / TRAIN_SNAPSHOT
+    if not path.exists():
+        return None
+    snapshot = pd.read_parquet(path)
+    if SOURCE_COLUMN not in snapshot.columns:
+        return None
+    mapping = ColumnMapping.from_dict(record.config["mapping"])
+    bookkeeping = (SOURCE_COLUMN, CORRECTED_FROM, CORRECTED_AT)
+    identifiers = [column for column in (mapping.student_column, *mapping.ignore_columns)
+                   if column is not None and column in snapshot.columns and column not in bookkeeping
+                   and column not in (mapping.text_column, mapping.image_column, mapping.target)]
+    corrected = snapshot[snapshot[SOURCE_COLUMN] == "correction"]
+    table = pd.DataFrame({"row": corrected.index + 1})
+    for column in dict.fromkeys(identifiers):
+        table[column] = corrected[column].to_numpy()
+    table[mapping.target] = corrected[mapping.target].to_numpy()
+    for column in (CORRECTED_FROM, CORRECTED_AT):
+        if column in corrected.columns:
+            table[column] = corrected[column].to_numpy()
+    return table
+
+
 def parent_split(record) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return a held-out run's training rows and validation rows as snapshot tables.
 
@@ -250,6 +284,9 @@ def retrain_with_corrections(store, record, manager=None):
     if config.folds >= 2:
         training, validation = pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT), None
     else:
+        # NOTE: create_run checks a validation file like training data (at least 10 rows,
+        # two rows per class), so the child of a run with a smaller validation part is
+        # rejected with data.too_few_rows until create_run skips those checks for it.
         training, validation = parent_split(record)
     combined, combined_mapping = training_rows_with_corrections(training, corrections, mapping)
     started_from = base_model(record)

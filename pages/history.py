@@ -6,6 +6,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from edutune_core.corrections import CORRECTED_AT, CORRECTED_FROM, corrected_training_rows
 from edutune_core.export import MAX_IMPORT_BYTES, export_run, import_run
 from edutune_core.i18n import EduTuneError
 from edutune_core.metrics import PRIMARY_METRIC, metric_family
@@ -49,11 +50,40 @@ def run_details(record: RunRecord) -> None:
     if record.metrics:
         st.markdown(f"**{t('history.metrics')}**")
         st.json(record.metrics, expanded=False)
+    if record.summary.get("corrected_rows"):
+        corrections_section(record)
     train, validation = curves(store().points(record.run_id))
     family = metric_family(record.summary.get("problem", "classification"), record.summary.get("score_points"))
     left, right = st.columns(2)
     left.plotly_chart(loss_figure(train, validation), width="stretch", key=f"history_loss_{record.run_id}")
     right.plotly_chart(metric_figure(validation, family), width="stretch", key=f"history_metric_{record.run_id}")
+
+
+def corrections_section(record: RunRecord) -> None:
+    """List the training rows of a run that came from teachers' corrections, by row and id, without their text."""
+    st.markdown(f"**{t('history.corrections_title')}**")
+    summary = record.summary
+    parent = summary.get("parent_run", "-")
+    try:
+        parent = store().get_run(parent).name
+    except KeyError:
+        # The parent run was deleted from the store or belongs to another teacher: show its id.
+        pass
+    if summary.get("warm_start_from_parent"):
+        st.caption(t("history.corrections_warm_start", parent=parent))
+    elif "base_model" in summary:
+        st.caption(t("history.corrections_fresh_start", parent=parent, model=summary["base_model"]))
+    rows = corrected_training_rows(record)
+    if rows is None:
+        st.info(t("history.corrections_unavailable"))
+        return
+    st.markdown(t("history.corrections_line", corrected=len(rows), rows=summary.get("rows", "-"),
+                  added=summary["corrected_rows"], parent=parent))
+    headers = {"row": t("history.corrections_row"), CORRECTED_FROM: t("history.corrections_from"),
+               CORRECTED_AT: t("history.corrections_at"),
+               record.config["mapping"]["target"]: t("history.corrections_label")}
+    st.dataframe(rows.rename(columns=headers), hide_index=True, width="stretch",
+                 key=f"history_corrections_{record.run_id}")
 
 
 def run_actions(record: RunRecord) -> None:

@@ -243,3 +243,17 @@ def test_child_of_cross_validated_run_starts_fresh(tmp_path):
     assert child.summary["warm_start_from_parent"] is False
     assert child.summary["rows_used"] == 63
     assert not any(event["kind"] == "warm_start" for event in store.events(child.run_id))
+
+
+@pytest.mark.xfail(strict=True, raises=DataError,
+                   reason="create_run checks a validation file with the training checks (at least 10 rows)")
+def test_child_of_small_run_keeps_validation(tmp_path):
+    from edutune_core.corrections import retrain_with_corrections
+
+    store = RunStore(tmp_path)
+    mapping = ColumnMapping(target="final", problem=REGRESSION, ignore_columns=["student_id"])
+    parent = execute_run(store, create_run(store, make_gradebook(40), mapping, TrainConfig.for_task(False, epochs=1),
+                                           data_name="g").run_id)
+    make_gradebook(2, seed=4).to_csv(parent.run_dir / CORRECTIONS_FILE, index=False)
+    child = retrain_with_corrections(store, parent)
+    assert child.summary["validation_rows"] == 8
