@@ -13,7 +13,7 @@ from edutune_core.runner import create_run
 from edutune_core.tasks import TABULAR, task_for
 from pages.common.charts import lr_range_figure
 from pages.common.advanced import KEYS as ADVANCED_KEYS
-from pages.common.advanced import advanced_settings, reset_advanced
+from pages.common.advanced import advanced_settings, default_folds, reset_advanced
 from pages.common.live import run_panel
 from pages.common.models_view import table_warm_start, text_model_choice
 from pages.common.sweep_view import sweep_form
@@ -66,8 +66,10 @@ def settings_form(text_task: bool) -> TrainConfig:
         reset_settings(text_task, st.session_state.get("train_preset", "balanced"))
     data_key = (dataset()["name"], dataset()["mapping"].target)
     if st.session_state.get("train_settings_data") != data_key:
-        # New data: propose class weights when the Data page found heavy imbalance.
+        # New data: propose class weights when the Data page found heavy imbalance, and
+        # the fold count that fits the new number of rows.
         st.session_state["adv_class_weights"] = bool(dataset().get("suggest_class_weights"))
+        st.session_state["adv_folds"] = default_folds(len(dataset()["frame"]))
         st.session_state["train_settings_data"] = data_key
     data = dataset()
     if text_task:

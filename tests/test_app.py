@@ -140,6 +140,8 @@ def test_text_run_from_train_page_shows_results(edutune_home, tiny_text_model):
     at.text_input(key="train_model_reference").set_value(str(tiny_text_model)).run()
     at.number_input(key="train_epochs").set_value(1).run()
     at.number_input(key="train_max_length").set_value(32).run()
+    # One held-out split: 100 essays would get 5-fold cross-validation, five times the training.
+    at.selectbox(key="adv_folds").set_value(0).run()
     at.button(key="train_start").click().run()
     assert not at.error, [error.value for error in at.error]
     wait_until_finished(at)

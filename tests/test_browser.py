@@ -301,6 +301,9 @@ def test_essay_journey_in_chinese(browser_page, tiny_text_model, tmp_path):
         set_number(page, "训练轮数（epochs）", 1000)
         set_number(page, "批大小（batch size）", 8)
         set_number(page, "最大长度（token）", 32)
+        page.get_by_text("高级设置").click()
+        # One held-out split: cross-validation trains five models and keeps no checkpoint to resume.
+        choose_option(page, "交叉验证折数", "-")
 
     with step("start_training"):
         page.get_by_role("button", name="开始训练").click()

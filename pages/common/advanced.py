@@ -13,8 +13,19 @@ KEYS = ("adv_optimizer", "adv_scheduler", "adv_warmup", "adv_weight_decay", "adv
         "adv_precision", "adv_device", "adv_folds", "adv_truncation")
 
 
+# Below this many rows a table or text task gets k-fold cross-validation by default,
+# because one held-out split of a small class gives too unstable an estimate.
+CROSS_VALIDATION_ROWS = 500
+DEFAULT_FOLDS = 5
+
+
+def default_folds(rows: int) -> int:
+    """Return the default fold count for a table or text task: 5 below 500 rows, else 0 (one held-out split)."""
+    return DEFAULT_FOLDS if rows < CROSS_VALIDATION_ROWS else 0
+
+
 def reset_advanced(text_task: bool, rows: int, suggest_class_weights: bool) -> None:
-    """Fill the advanced widgets with the defaults; small tables get 5-fold cross-validation."""
+    """Fill the advanced widgets with the defaults; tables and texts under 500 rows get 5-fold cross-validation."""
     defaults = TrainConfig()
     values = {
         "adv_optimizer": defaults.optimizer, "adv_scheduler": defaults.scheduler,
@@ -23,9 +34,9 @@ def reset_advanced(text_task: bool, rows: int, suggest_class_weights: bool) -> N
         "adv_patience": defaults.early_stopping_patience, "adv_class_weights": suggest_class_weights,
         "adv_freeze_embeddings": False, "adv_freeze_layers": 0, "adv_lora_rank": 0,
         "adv_precision": defaults.precision, "adv_device": defaults.device, "adv_truncation": defaults.truncation,
-        # Cross-validation trains one model per fold: cheap for the table network, slow
-        # for a text model on a CPU, so only small tables get it by default.
-        "adv_folds": 5 if not text_task and rows < 500 else 0,
+        # Cross-validation trains one model per fold, which is slow for a text model on a
+        # CPU, but small classes need it for honest numbers. "-" still picks one split.
+        "adv_folds": default_folds(rows),
     }
     st.session_state.update(values)
 
