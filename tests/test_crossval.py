@@ -189,3 +189,20 @@ def test_text_scoring_cross_validation(tmp_path, tiny_text_model):
     assert predictions["prediction"].between(1, 4).all()
     assert "raw_prediction" in predictions
     assert (tmp_path / "model" / "tokenizer.json").exists()
+
+
+def test_requirements_allow_shuffled_group_folds():
+    """fold_splits shuffles GroupKFold, which takes shuffle and random_state from scikit-learn 1.6 on."""
+    import inspect
+    import re
+
+    from packaging.version import Version
+    from sklearn.model_selection import GroupKFold
+
+    from conftest import ROOT
+
+    assert "shuffle" in inspect.signature(GroupKFold).parameters
+    requirements = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    floor = re.search(r"^scikit-learn>=([\d.]+)", requirements, re.MULTILINE)
+    assert floor is not None, "requirements.txt has no scikit-learn floor"
+    assert Version(floor.group(1)) >= Version("1.6")
