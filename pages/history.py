@@ -72,7 +72,7 @@ def corrections_section(record: RunRecord) -> None:
     if summary.get("warm_start_from_parent"):
         st.caption(t("history.corrections_warm_start", parent=parent))
     elif "base_model" in summary:
-        st.caption(t("history.corrections_fresh_start", parent=parent, model=summary["base_model"]))
+        st.caption(t("history.corrections_fresh_start", parent=parent, model=record.model))
     rows = corrected_training_rows(record)
     if rows is None:
         st.info(t("history.corrections_unavailable"))

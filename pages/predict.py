@@ -17,7 +17,6 @@ from edutune_core.corrections import (
     OUT_OF_RANGE_REASON,
     PREDICTION,
     REVIEW,
-    base_model,
     review_table,
     retrain_with_corrections,
     save_corrections,
@@ -204,8 +203,8 @@ def review_and_correct(predictor: Predictor, record: RunRecord, review: pd.DataF
     if not (record.run_dir / CORRECTIONS_FILE).exists():
         return
     if not warm_starts_from_parent(record) and TrainConfig.from_dict(record.config["train"]).folds >= 2:
-        st.caption(t("corrections.retrain_from_pretrained", model=base_model(record),
-                     folds=record.config["train"]["folds"]))
+        # ``record.model`` names what the run trained from: a table network, a hub model or a folder.
+        st.caption(t("corrections.retrain_from_pretrained", model=record.model, folds=record.config["train"]["folds"]))
     if st.button(t("corrections.retrain"), key="predict_retrain", help=t("corrections.retrain_help")):
         try:
             child = retrain_with_corrections(store(), record, manager())

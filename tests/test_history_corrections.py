@@ -72,3 +72,18 @@ def test_history_snapshot_deleted(edutune_home):
     at.selectbox(key="history_run").set_value(child.run_id).run()
     assert not at.exception, at.exception
     assert "这次训练的数据快照已被删除，因此无法列出更正过的行。" in texts(at)
+
+
+def test_history_names_fresh_start(edutune_home):
+    store = RunStore(edutune_home)
+    mapping = ColumnMapping(target="final", problem=CLASSIFICATION, pass_mark=60, ignore_columns=["student_id"])
+    config = TrainConfig.for_task(False, epochs=1, folds=3)
+    parent = execute_run(store, create_run(store, make_gradebook(60), mapping, config, data_name="book.csv",
+                                           name="term 2").run_id)
+    make_gradebook(2, seed=9).assign(final=[80, 30]).to_csv(parent.run_dir / CORRECTIONS_FILE, index=False)
+    child = retrain_with_corrections(store, parent)
+    at = open_app("pages/history.py")
+    at.selectbox(key="history_run").set_value(child.run_id).run()
+    assert not at.exception, at.exception
+    assert "This run started from tabular-mlp, not from the weights of run \"term 2\"" in texts(at)
+    assert "2 of the 62 training rows came from teachers' corrections" in texts(at)

@@ -149,3 +149,14 @@ def test_shared_run_is_read_only_for_others(sign_in, edutune_home):
     assert refused.value.key == "corrections.not_owner"
     assert "alice" in refused.value.message("en")
     assert len(RunStore(edutune_home).list_runs()) == 1
+
+
+def test_retrain_note_for_cross_validated_run(edutune_home):
+    record = finished_run(edutune_home, make_gradebook(60), PASS_FAIL, TrainConfig.for_task(False, epochs=1, folds=3))
+    make_gradebook(3, seed=2).assign(final=[80, 30, 90]).to_csv(record.run_dir / CORRECTIONS_FILE, index=False)
+    new_rows = make_gradebook(5, seed=6).drop(columns=["final"])
+    for lang, words in (("en", "starts from tabular-mlp, as this run did, with 3-fold cross-validation again"),
+                        ("zh", "而是像这次训练一样从 tabular-mlp 开始，并再次使用 3 折交叉验证")):
+        at = upload_csv(open_app("pages/predict.py", lang=lang), new_rows)
+        assert "predict_retrain" in button_keys(at)
+        assert words in texts(at)
