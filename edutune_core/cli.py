@@ -20,7 +20,7 @@ from edutune_core.data import SUPPORTED_ENCODINGS, read_table_file
 from edutune_core.executor import EXECUTOR_ENV, LR_SCALINGS, ClusterOptions, build_executor
 from edutune_core.i18n import EduTuneError, translate
 from edutune_core.metrics import SCALAR_METRICS
-from edutune_core.predict import Predictor
+from edutune_core.predict import Predictor, write_xlsx
 from edutune_core.runner import create_run, prepare_resume
 from edutune_core.runstore import COMPLETED, STOPPED, RunStore
 from edutune_core.tasks import PROBLEMS, SCORE_STEPS, ColumnMapping, propose_problem
@@ -322,7 +322,7 @@ def _predict(args: argparse.Namespace) -> int:
     result = predictor.with_predictions(table.frame)
     try:
         if args.output.suffix.lower() == ".xlsx":
-            result.to_excel(args.output, index=False)
+            write_xlsx(result, args.output)
         else:
             # A byte-order mark makes Excel read the file as UTF-8, so Chinese text shows correctly.
             result.to_csv(args.output, index=False, encoding="utf-8-sig")

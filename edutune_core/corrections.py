@@ -284,9 +284,6 @@ def retrain_with_corrections(store, record, manager=None):
     if config.folds >= 2:
         training, validation = pd.read_parquet(record.run_dir / TRAIN_SNAPSHOT), None
     else:
-        # NOTE: create_run checks a validation file like training data (at least 10 rows,
-        # two rows per class), so the child of a run with a smaller validation part is
-        # rejected with data.too_few_rows until create_run skips those checks for it.
         training, validation = parent_split(record)
     combined, combined_mapping = training_rows_with_corrections(training, corrections, mapping)
     started_from = base_model(record)

@@ -27,7 +27,7 @@ from edutune_core import metrics as metric_lib
 from edutune_core.adapters import TextAdapter, load_adapter
 from edutune_core.config import TrainConfig
 from edutune_core.evaluation import PREDICTIONS_FILE
-from edutune_core.i18n import ModelError
+from edutune_core.i18n import DataError, ModelError
 from edutune_core.runner import TRAIN_SNAPSHOT
 from edutune_core.tasks import CLASSIFICATION, ColumnMapping, PreparedData, prepare_data
 from edutune_core.training import fit_to_device, format_predictions, predict_outputs
@@ -191,12 +191,45 @@ class Predictor:
             return [self.mapping.image_column]
         return list(self.adapter.encoder.numeric) + list(self.adapter.encoder.categorical)
 
+    def input_warnings(self, frame: pd.DataFrame) -> list[DataError]:
+        """Return what in ``frame`` makes a table model's predictions less reliable.
+
+        A missing column is filled with the training median or left as "no category",
+        and a cell that is not a number in a number column counts as missing, so the
+        prediction still comes but rests on less information.
+
+        Raises:
+            DataError: The file has none of the table model's columns.
+        """
+        if self.mapping.text_column is not None or self.mapping.image_column is not None:
+            return []
+        expected = self.input_columns
+        missing = [column for column in expected if column not in frame.columns]
+        if expected and len(missing) == len(expected):
+            raise DataError("predict.no_model_columns", columns=", ".join(map(str, expected)),
+                            found=", ".join(map(str, frame.columns)))
+        warnings = []
+        if missing:
+            warnings.append(DataError("predict.missing_model_columns", columns=", ".join(map(str, missing))))
+        for column in self.adapter.encoder.numeric:
+            if column not in frame.columns:
+                continue
+            cells = frame[column]
+            not_numbers = cells.notna() & pd.to_numeric(cells, errors="coerce").isna()
+            if not_numbers.any():
+                examples = ", ".join(repr(value) for value in cells[not_numbers].astype(str).unique()[:3])
+                warnings.append(DataError("predict.non_numeric_cells", column=column,
+                                          count=int(not_numbers.sum()), examples=examples))
+        return warnings
+
     def predict_frame(self, frame: pd.DataFrame) -> Prediction:
         """Predict every row of ``frame`` that has the model's input columns.
 
         Raises:
-            DataError: The text column is missing, or a target column has unknown labels.
+            DataError: The text column is missing, the file has none of a table model's
+                columns, or a target column has unknown labels.
         """
+        self.input_warnings(frame)
         # The target column, when present, plays no part: rows without a teacher's
         # label are predicted too.
         inputs = frame.drop(columns=[self.mapping.target], errors="ignore")
@@ -221,8 +254,9 @@ class Predictor:
         Raises:
             DataError: The target column is missing or does not fit the model.
         """
-        data = prepare_data(frame, self.mapping, labels=self.labels)
-        prediction = self.predict_frame(frame)
+        data = prepare_data(frame, self.mapping, labels=self.labels, check_rows=False)
+        # Rows without a target are left out of both sides, so predictions and targets align.
+        prediction = self.predict_frame(frame.loc[data.row_index])
         predicted = prediction.raw.argmax(axis=1) if self.mapping.problem == CLASSIFICATION else prediction.raw
         return metric_lib.compute_metrics(self.mapping.problem, data.targets, predicted,
                                           labels=self.labels, score_points=self.score_points)

@@ -157,7 +157,9 @@ def create_run(store: RunStore, frame: pd.DataFrame, mapping: ColumnMapping, con
     data = prepare_data(frame, mapping)
     validation = None
     if validation_frame is not None:
-        validation = prepare_data(validation_frame, mapping, labels=data.labels)
+        # A validation file only needs rows to compare with. The training checks (ten rows,
+        # two per class) would reject the small validation part of a small class.
+        validation = prepare_data(validation_frame, mapping, labels=data.labels, check_rows=False)
     warm_start = Path(config.model).expanduser().is_dir()
     model = config.model if data.task != TABULAR or warm_start else TABULAR_MODEL
     record = store.create_run(
@@ -195,7 +197,7 @@ def load_run_data(record: RunRecord | JobSpec) -> tuple[PreparedData, PreparedDa
     data = load_all_rows(record)
     validation_path = record.run_dir / VALIDATION_SNAPSHOT
     if validation_path.exists():
-        return data, prepare_data(pd.read_parquet(validation_path), mapping, labels=data.labels)
+        return data, prepare_data(pd.read_parquet(validation_path), mapping, labels=data.labels, check_rows=False)
     train_rows, validation_rows = split_rows(data, config.validation_share, config.seed)
     return data.subset(train_rows), data.subset(validation_rows)
 

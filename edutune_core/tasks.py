@@ -290,6 +290,8 @@ def prepare_data(frame: pd.DataFrame, mapping: ColumnMapping, *, require_target:
         kept &= ~missing_text
 
     rows = frame[kept]
+    if has_target and require_target and rows.empty:
+        raise DataError("data.no_target_rows", column=mapping.target)
     targets, labels, score_points = None, labels, None
     if has_target:
         targets, labels, score_points = _build_targets(rows[mapping.target], mapping, labels,

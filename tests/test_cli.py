@@ -219,6 +219,17 @@ def test_predict_warns_about_missing_and_foreign_columns(tmp_path, gradebook_csv
     assert not (tmp_path / "foreign_out.csv").exists()
 
 
+def test_validation_file_without_scores_exits_2(tmp_path):
+    frame = make_gradebook(60)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    unscored = frame.head(5).assign(final=None)
+    unscored.to_csv(tmp_path / "check.csv", index=False)
+    trained = run_cli("train", "--data", tmp_path / "train.csv", "--validation-data", tmp_path / "check.csv",
+                      "--target", "final", "--epochs", 1, home=tmp_path / "home")
+    assert trained.returncode == 2
+    assert 'Every row has an empty "final" cell' in trained.stderr
+
+
 def test_missing_file_exits_2(tmp_path):
     result = run_cli("train", "--data", tmp_path / "nothing.csv", "--target", "x", home=tmp_path / "home")
     assert result.returncode == 2

@@ -245,8 +245,6 @@ def test_child_of_cross_validated_run_starts_fresh(tmp_path):
     assert not any(event["kind"] == "warm_start" for event in store.events(child.run_id))
 
 
-@pytest.mark.xfail(strict=True, raises=DataError,
-                   reason="create_run checks a validation file with the training checks (at least 10 rows)")
 def test_child_of_small_run_keeps_validation(tmp_path):
     from edutune_core.corrections import retrain_with_corrections
 

@@ -108,7 +108,8 @@ def test_text_scoring_run_saves_a_model_that_predicts(tmp_path, tiny_text_model)
     predictor = Predictor(record.run_dir)
     predicted = predictor.with_predictions(frame.head(5))
     assert predicted["prediction"].between(1, 4).all()
-    assert "confidence" not in predicted
+    # A score's confidence is the chance that the rounded score is the teacher's, from the validation error.
+    assert predicted["confidence"].between(0, 1).all()
 
     # The saved model reproduces the validation predictions it was evaluated with.
     validation = pd.read_csv(record.run_dir / "validation_predictions.csv")
