@@ -31,7 +31,7 @@ from edutune_core.runstore import RunRecord
 from edutune_core.tasks import CLASSIFICATION
 from edutune_core.threshold import AlertRule
 from pages.common.explain_view import show_row_explanation, show_text_explanation
-from pages.common.ui import manager, option_labels, run_picker, setup_page, show_error, store, t
+from pages.common.ui import language, manager, option_labels, run_picker, setup_page, show_error, store, t
 
 
 # The editor shows the first rows of the review order, so the rows to check come first.
@@ -134,6 +134,8 @@ def batch_file(predictor: Predictor, record: RunRecord, alert: AlertRule | None)
         return
     try:
         table = load_table(uploaded.getvalue(), uploaded.name)
+        for warning in predictor.input_warnings(table.frame):
+            st.warning(warning.message(language()))
         result = predictor.with_predictions(table.frame, column=t("predict.column"),
                                             confidence_column=t("predict.confidence_column"),
                                             interval_columns=(t("predict.interval_low"), t("predict.interval_high")),

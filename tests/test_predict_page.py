@@ -160,3 +160,14 @@ def test_retrain_note_for_cross_validated_run(edutune_home):
         at = upload_csv(open_app("pages/predict.py", lang=lang), new_rows)
         assert "predict_retrain" in button_keys(at)
         assert words in texts(at)
+
+
+def test_batch_file_missing_columns_warned(edutune_home):
+    frame = make_gradebook(80)
+    finished_run(edutune_home, frame, ColumnMapping(target="final", problem=REGRESSION, ignore_columns=["student_id"]),
+                 TrainConfig.for_task(False, epochs=2))
+    at = upload_csv(open_app("pages/predict.py", lang="zh"), frame.drop(columns=["hours"]))
+    assert "文件缺少模型训练时用过的这些列：hours" in [warning.value for warning in at.warning][0]
+
+    at = upload_csv(open_app("pages/predict.py", lang="en"), pd.DataFrame({"name": ["A"], "mark": [3]}))
+    assert "The file has none of the columns the model was trained on" in at.error[0].value
