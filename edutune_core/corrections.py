@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from edutune_core import metrics as metric_lib
 from edutune_core.i18n import DataError, EduTuneError
 from edutune_core.predict import Predictor
 from edutune_core.tasks import CLASSIFICATION, ColumnMapping
@@ -83,7 +84,7 @@ def _beyond_range(predictor: Predictor, raw: np.ndarray) -> np.ndarray:
     against the lowest and highest target of the training data.
     """
     if predictor.score_points is not None:
-        low, high = predictor.score_points
+        low, high = predictor.score_points[:2]
         return np.maximum(np.maximum(low - raw, raw - high) - OUT_OF_RANGE_MARGIN, 0.0)
     if predictor.target_range is not None:
         low, high = predictor.target_range
@@ -103,9 +104,11 @@ def _check_correction(value: object, predictor: Predictor) -> object:
     if pd.isna(number):
         raise DataError("corrections.not_a_number", value=str(value), column=mapping.target)
     if predictor.score_points is not None:
-        low, high = predictor.score_points
-        if number != int(number) or not low <= number <= high:
-            raise DataError("corrections.not_a_score", value=str(value), low=low, high=high)
+        low, high = predictor.score_points[:2]
+        on_a_point = np.isclose(metric_lib.point_values(predictor.score_points), number).any()
+        if not on_a_point:
+            raise DataError("corrections.not_a_score", value=str(value), low=f"{low:g}", high=f"{high:g}",
+                            step=f"{metric_lib.score_step(predictor.score_points):g}")
     return float(number)
 
 

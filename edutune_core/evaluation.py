@@ -48,7 +48,7 @@ class ValidationSet:
     source: pd.DataFrame
     mapping: ColumnMapping
     labels: list[str] | None
-    score_points: tuple[int, int] | None
+    score_points: tuple | None
     family: str
 
     def __len__(self) -> int:

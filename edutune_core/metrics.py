@@ -34,42 +34,76 @@ PRIMARY_METRIC = {"score": ("qwk", True), "classification": ("macro_f1", True), 
 SCALAR_METRICS = ("qwk", "exact_agreement", "adjacent_agreement", "accuracy", "macro_f1", "rmse", "mae", "r2")
 
 
-def metric_family(problem: str, score_points: tuple[int, int] | None) -> str:
+def metric_family(problem: str, score_points: tuple | None) -> str:
     """Return ``"score"``, ``"classification"`` or ``"regression"``."""
     if problem == "classification":
         return "classification"
     return "score" if score_points is not None else "regression"
 
 
-def round_to_points(values: np.ndarray, score_points: tuple[int, int]) -> np.ndarray:
-    """Round predicted values to whole score points within the rubric's range."""
-    low, high = score_points
-    return np.clip(np.rint(values), low, high).astype(np.int64)
+def score_step(score_points: tuple | list | None) -> float:
+    """Return the distance between two score points: the third item of ``score_points``, else 1."""
+    return float(score_points[2]) if score_points is not None and len(score_points) > 2 else 1.0
 
 
-def score_metrics(y_true: np.ndarray, y_pred: np.ndarray, score_points: tuple[int, int] | None = None) -> dict:
-    """Agreement between teacher scores and predicted scores, both whole points.
+def point_values(score_points: tuple | list) -> np.ndarray:
+    """Return every score point of a rubric ``(low, high)`` or ``(low, high, step)``."""
+    low, high, step = score_points[0], score_points[1], score_step(score_points)
+    count = int(round((high - low) / step)) + 1
+    points = low + step * np.arange(count)
+    return points.astype(np.int64) if step == 1 else np.round(points, 6)
+
+
+def round_to_points(values: np.ndarray, score_points: tuple | list) -> np.ndarray:
+    """Round predicted values to the rubric's score points (whole, or every ``step``) within its range."""
+    low, high, step = score_points[0], score_points[1], score_step(score_points)
+    if step == 1:
+        return np.clip(np.rint(values), low, high).astype(np.int64)
+    rounded = low + step * np.rint((np.asarray(values, dtype=np.float64) - low) / step)
+    return np.round(np.clip(rounded, low, high), 6)
+
+
+def _as_points(values: np.ndarray, score_points: tuple | list | None) -> np.ndarray:
+    if score_step(score_points) == 1:
+        return np.asarray(values, dtype=np.int64)
+    return np.round(np.asarray(values, dtype=np.float64), 6)
+
+
+def _point_label(point: float) -> str:
+    return f"{point:g}"
+
+
+def score_metrics(y_true: np.ndarray, y_pred: np.ndarray, score_points: tuple | list | None = None) -> dict:
+    """Agreement between teacher scores and predicted scores, both on the rubric's points.
 
     The confusion matrix has one row (teacher) and one column (model) per score point
-    of ``score_points``, or of the points that occur when it is None.
+    of ``score_points``, or of the points that occur when it is None. QWK weighs a
+    disagreement by how many points apart the two scores are, so on a half-point
+    rubric 3 against 4 counts as two steps. Adjacent agreement means at most one
+    score unit apart (two steps on a half-point rubric).
     """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
+    y_true = _as_points(y_true, score_points)
+    y_pred = _as_points(y_pred, score_points)
     points = np.union1d(y_true, y_pred)
     if score_points is not None:
-        points = np.union1d(points, np.arange(score_points[0], score_points[1] + 1))
+        points = np.union1d(points, point_values(score_points))
+    # scikit-learn takes class labels, not fractional values, so each score becomes the
+    # index of its point. Its quadratic weights come from the labels' positions anyway,
+    # so whole-point results are unchanged.
+    true_index, predicted_index = np.searchsorted(points, y_true), np.searchsorted(points, y_pred)
+    indices = np.arange(len(points))
     if len(points) < 2:
         # One score point on both sides: kappa is undefined, and agreement is perfect.
         qwk = 1.0
     else:
-        qwk = cohen_kappa_score(y_true, y_pred, weights="quadratic", labels=points)
+        qwk = cohen_kappa_score(true_index, predicted_index, weights="quadratic", labels=indices)
     return {
         "qwk": _finite(qwk),
         "exact_agreement": float(np.mean(y_true == y_pred)),
-        "adjacent_agreement": float(np.mean(np.abs(y_true - y_pred) <= 1)),
+        "adjacent_agreement": float(np.mean(np.abs(y_true - y_pred) <= 1 + 1e-9)),
         **regression_metrics(y_true, y_pred),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=points).tolist(),
-        "labels": [str(point) for point in points],
+        "confusion_matrix": confusion_matrix(true_index, predicted_index, labels=indices).tolist(),
+        "labels": [_point_label(point) for point in points],
     }
 
 
@@ -104,7 +138,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
 
 def compute_metrics(problem: str, y_true: np.ndarray, y_pred: np.ndarray, *,
                     labels: list[str] | None = None,
-                    score_points: tuple[int, int] | None = None) -> dict:
+                    score_points: tuple | None = None) -> dict:
     """Compute the metrics that fit the target.
 
     Args:
@@ -167,18 +201,18 @@ def binary_metrics(is_positive: np.ndarray, probability: np.ndarray, bins: int =
     }
 
 
-def score_distribution(teacher: np.ndarray, model: np.ndarray, score_points: tuple[int, int] | None = None) -> dict:
+def score_distribution(teacher: np.ndarray, model: np.ndarray, score_points: tuple | list | None = None) -> dict:
     """Count how often the teacher and the model give each score point.
 
     Returns:
         ``points`` (every point of ``score_points``, plus any other point that occurs),
         and the ``teacher`` and ``model`` counts per point.
     """
-    teacher = np.asarray(teacher, dtype=np.int64)
-    model = np.asarray(model, dtype=np.int64)
+    teacher = _as_points(teacher, score_points)
+    model = _as_points(model, score_points)
     points = np.union1d(teacher, model)
     if score_points is not None:
-        points = np.union1d(points, np.arange(score_points[0], score_points[1] + 1))
+        points = np.union1d(points, point_values(score_points))
     return {
         "points": points.tolist(),
         "teacher": [int(np.sum(teacher == point)) for point in points],

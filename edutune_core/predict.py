@@ -67,21 +67,23 @@ class Prediction:
     interval: np.ndarray | None = None
 
 
-def score_confidence(raw: np.ndarray, rounded: np.ndarray, score_points: tuple[int, int],
+def score_confidence(raw: np.ndarray, rounded: np.ndarray, score_points: tuple,
                      error_std: float) -> np.ndarray:
     """Return the probability that each rounded score is the true one under a normal error model.
 
     The true value is taken as normal around ``raw`` with standard deviation
     ``error_std``, so the probability is Φ((r + ½ − raw) / σ) − Φ((r − ½ − raw) / σ) for
-    the whole score r. At the lowest and highest score the interval is open on the
-    outer side, because a true value beyond the rubric is also scored at its end.
+    the whole score r (± half a step on a half-point rubric). At the lowest and highest
+    score the interval is open on the outer side, because a true value beyond the
+    rubric is also scored at its end.
     """
     raw = np.asarray(raw, dtype=np.float64)
     rounded = np.asarray(rounded, dtype=np.float64)
-    low, high = score_points
+    low, high = score_points[:2]
+    half_step = metric_lib.score_step(score_points) / 2
     sigma = max(float(error_std), 1e-9)
-    upper = np.where(rounded >= high, np.inf, rounded + 0.5)
-    lower = np.where(rounded <= low, -np.inf, rounded - 0.5)
+    upper = np.where(rounded >= high, np.inf, rounded + half_step)
+    lower = np.where(rounded <= low, -np.inf, rounded - half_step)
     return norm.cdf((upper - raw) / sigma) - norm.cdf((lower - raw) / sigma)
 
 

@@ -53,8 +53,8 @@ def _purpose(record: RunRecord, lang: str) -> str:
     if summary.get("labels"):
         predicts = _text("report.predicts_classes", lang, labels=", ".join(map(str, summary["labels"])))
     elif summary.get("score_points"):
-        low, high = summary["score_points"]
-        predicts = _text("report.predicts_scores", lang, low=low, high=high)
+        low, high = summary["score_points"][:2]
+        predicts = _text("report.predicts_scores", lang, low=f"{low:g}", high=f"{high:g}")
     else:
         predicts = _text("report.predicts_values", lang)
     task = translate(f"task.{record.task}", lang)

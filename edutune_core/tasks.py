@@ -117,9 +117,10 @@ class PreparedData:
         targets: Class indices (int64) for classification, values (float64) for
             regression, or None when the table has no target column (prediction).
         labels: Class names in index order, for classification.
-        score_points: Lowest and highest score when the regression target is whole
-            score points, such as an essay rubric or a 0-20 grade. Predictions are
-            rounded and clipped to this range. None for continuous values.
+        score_points: ``(low, high)`` when the regression target is whole score points,
+            such as an essay rubric or a 0-20 grade, or ``(low, high, step)`` for a
+            stated half-point rubric. Predictions are rounded to these points and
+            clipped to the range. None for continuous values.
         dropped_rows: Number of rows left out, by reason key.
         row_index: Index labels of the kept rows in the source table.
         groups: Values of the mapping's group columns for the kept rows, as text.
@@ -133,7 +134,7 @@ class PreparedData:
     features: pd.DataFrame | None
     targets: np.ndarray | None
     labels: list[str] | None
-    score_points: tuple[int, int] | None
+    score_points: tuple | None
     dropped_rows: dict[str, int]
     row_index: pd.Index
     groups: pd.DataFrame | None = None
@@ -366,22 +367,24 @@ def _check_regression_rows(values: np.ndarray, mapping: ColumnMapping) -> None:
         raise DataError("data.no_spread", column=mapping.target, value=f"{values[0]:g}")
 
 
-def _score_points(values: np.ndarray, mapping: ColumnMapping) -> tuple[int, int] | None:
-    """Return the rubric's lowest and highest whole score, or None for continuous values.
+def _score_points(values: np.ndarray, mapping: ColumnMapping) -> tuple | None:
+    """Return the rubric as ``(low, high)`` for whole points or ``(low, high, step)`` for half points.
 
-    The rubric stated in ``mapping`` wins over the range found in the data, so a 0-6
-    rubric where no student scored 6 can still predict 6.
+    Returns None for continuous values. The rubric stated in ``mapping`` wins over the
+    range found in the data, so a 0-6 rubric where no student scored 6 can still
+    predict 6. Half points need a stated step of 0.5.
     """
-    # TODO: a rubric with half points (step 0.5) gets None, so its predictions are not
-    # rounded and it gets RMSE and MAE but no QWK. The rounding and the QWK in
-    # edutune_core.metrics take whole points only.
-    if mapping.score_step is not None and mapping.score_step != 1:
+    step = 1.0 if mapping.score_step is None else float(mapping.score_step)
+    low = float(values.min()) if mapping.score_min is None else float(mapping.score_min)
+    high = float(values.max()) if mapping.score_max is None else float(mapping.score_max)
+    offsets = (values - low) / step
+    if step == 1 and not (low.is_integer() and high.is_integer()):
         return None
-    if not np.all(np.mod(values, 1) == 0):
+    if not np.allclose(offsets, np.rint(offsets)):
         return None
-    low = int(values.min()) if mapping.score_min is None else int(mapping.score_min)
-    high = int(values.max()) if mapping.score_max is None else int(mapping.score_max)
-    return (low, high) if high - low + 1 <= _MAX_SCORE_POINTS else None
+    if round((high - low) / step) + 1 > _MAX_SCORE_POINTS:
+        return None
+    return (int(low), int(high)) if step == 1 else (low, high, step)
 
 
 def _check_score_scale(values: np.ndarray, mapping: ColumnMapping) -> None:

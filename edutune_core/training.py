@@ -463,7 +463,7 @@ def predict_outputs(adapter, encoded, problem: str, target_scale: tuple[float, f
 
 
 def format_predictions(raw: np.ndarray, problem: str, labels: list[str] | None,
-                       score_points: tuple[int, int] | None) -> list:
+                       score_points: tuple | None) -> list:
     """Turn raw outputs into what a teacher reads: class names, whole score points or values."""
     if problem == CLASSIFICATION:
         return [labels[index] for index in raw.argmax(axis=1)]

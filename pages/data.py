@@ -352,8 +352,6 @@ def score_scale(values: pd.Series, target: str, choice: str) -> dict:
                                       **({} if keys["min"] in st.session_state else {"value": low}))
     score_max = cells[1].number_input(t("intake.score_max"), step=step, key=keys["max"],
                                       **({} if keys["max"] in st.session_state else {"value": high}))
-    if step != 1:
-        st.caption(t("intake.score_half_points"))
     return {"score_min": float(score_min), "score_max": float(score_max), "score_step": float(step)}
 
 
@@ -417,7 +415,7 @@ def show_summary(frame: pd.DataFrame, mapping: ColumnMapping,
         st.plotly_chart(px.histogram(x=data.targets, nbins=30, height=250,
                                      labels={"x": mapping.target, "count": t("map.count")}), width="stretch")
     if data.score_points:
-        st.caption(t("map.score_points", low=data.score_points[0], high=data.score_points[1]))
+        st.caption(t("map.score_points", low=f"{data.score_points[0]:g}", high=f"{data.score_points[1]:g}"))
     return data, profile
 
 

@@ -82,3 +82,30 @@ def test_compute_metrics_continuous_values_have_no_kappa():
     ("regression", 3.0, 2.0, False), ("classification", 0.1, None, True)])
 def test_is_improvement(family, candidate, best, expected):
     assert is_improvement(family, candidate, best) is expected
+
+
+def test_half_point_scores_match_doubled_whole_points():
+    """QWK and exact agreement on a 0-3 half-point rubric equal those on the same scores doubled (0-6)."""
+    teacher = np.array([0, 0.5, 1.5, 2, 3, 2.5, 1, 1])
+    model = np.array([0.5, 0.5, 1, 2, 2, 2.5, 1.5, 3])
+    metrics = score_metrics(teacher, model, score_points=(0, 3, 0.5))
+    doubled = cohen_kappa_score((teacher * 2).astype(int), (model * 2).astype(int), weights="quadratic",
+                                labels=list(range(7)))
+    assert metrics["qwk"] == pytest.approx(doubled)
+    assert metrics["exact_agreement"] == pytest.approx(3 / 8)
+    # At most one score unit apart: every pair but 1 against 3.
+    assert metrics["adjacent_agreement"] == pytest.approx(7 / 8)
+    assert metrics["labels"] == ["0", "0.5", "1", "1.5", "2", "2.5", "3"]
+    assert np.array(metrics["confusion_matrix"]).shape == (7, 7)
+
+
+def test_round_to_half_points_clips_to_scale():
+    rounded = round_to_points(np.array([-0.4, 0.74, 0.76, 2.2, 3.4]), (0, 3, 0.5))
+    assert rounded.tolist() == [0.0, 0.5, 1.0, 2.0, 3.0]
+
+
+def test_compute_metrics_rounds_half_point_scores():
+    metrics = compute_metrics("regression", np.array([1.5, 2.0, 2.5]), np.array([1.6, 2.2, 2.7]),
+                              score_points=(0, 3, 0.5))
+    assert metrics["exact_agreement"] == pytest.approx(1.0)
+    assert metrics["qwk"] == pytest.approx(1.0)

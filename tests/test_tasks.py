@@ -157,15 +157,18 @@ def test_rubric_range_wins_over_data() -> None:
                                              problem=REGRESSION)).score_points == (0, 5)
 
 
-def test_half_point_rubric_has_no_whole_points() -> None:
+def test_half_point_rubric_keeps_its_step() -> None:
     frame = score_frame([0, 0.5, 1, 1.5, 2, 2.5] * 3)
     mapping = ColumnMapping(target="score", text_column="essay", problem=REGRESSION,
                             score_min=0, score_max=3, score_step=0.5)
 
     prepared = prepare_data(frame, mapping)
 
-    assert prepared.score_points is None
+    assert prepared.score_points == (0.0, 3.0, 0.5)
     assert prepared.targets.tolist() == [0, 0.5, 1, 1.5, 2, 2.5] * 3
+    # Without a stated step, half points are continuous values.
+    assert prepare_data(frame, ColumnMapping(target="score", text_column="essay",
+                                             problem=REGRESSION)).score_points is None
 
 
 @pytest.mark.parametrize("scale, key, english", [

@@ -174,3 +174,21 @@ def test_stopped_run_is_recorded_as_stopped(tmp_path):
     record = execute_run(store, record.run_id, event)
     assert record.status == STOPPED
     assert (record.run_dir / "model" / "edutune.json").exists()
+
+
+def test_half_point_rubric_run_scores_on_its_points(tmp_path):
+    """A 0-5 rubric in half points trains, reports QWK and predicts only on its points."""
+    frame = make_gradebook(120)
+    frame["band"] = np.clip(np.round((frame["final"] - 40) / 10 * 2) / 2, 0, 5)
+    mapping = ColumnMapping(target="band", problem=REGRESSION, ignore_columns=["student_id", "final"],
+                            score_min=0, score_max=5, score_step=0.5)
+    store = RunStore(tmp_path)
+    record = execute_run(store, create_run(store, frame, mapping, TrainConfig.for_task(False, epochs=30),
+                                           data_name="bands").run_id)
+    assert record.status == COMPLETED
+    assert record.metrics["labels"] == [f"{point:g}" for point in np.arange(0, 5.01, 0.5)]
+    assert 0 < record.metrics["qwk"] <= 1
+
+    predicted = Predictor(record.run_dir).with_predictions(frame.head(20))
+    assert set(predicted["prediction"]) <= set(np.arange(0, 5.01, 0.5))
+    assert predicted["confidence"].between(0, 1).all()
