@@ -2,6 +2,7 @@
 
 import logging
 import time
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -89,13 +90,10 @@ def corrections_section(record: RunRecord) -> None:
 def run_actions(record: RunRecord) -> None:
     left, right = st.columns(2)
     if (record.run_dir / "model" / "edutune.json").exists():
-        try:
-            archive = export_run(record)
-        except EduTuneError as error:
-            show_error(error)
-        else:
-            left.download_button(t("history.export"), archive, file_name=f"edutune-{record.run_id}.zip",
-                                 mime="application/zip", help=t("history.export_help"))
+        # The zip of a text model is about 90 MB, so it is built when the button is
+        # pressed, not on every rerun of the page. export_run only fails without a model.
+        left.download_button(t("history.export"), partial(export_run, record), file_name=f"edutune-{record.run_id}.zip",
+                             mime="application/zip", help=t("history.export_help"), on_click="ignore")
     if not store().can_change(record):
         st.caption(t("history.owner", user=record.owner))
         return
