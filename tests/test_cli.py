@@ -230,6 +230,28 @@ def test_validation_file_without_scores_exits_2(tmp_path):
     assert 'Every row has an empty "final" cell' in trained.stderr
 
 
+def test_chinese_column_names_survive_training_and_export(tmp_path):
+    """A gradebook with Chinese headers keeps them in the predictions file and the exported model."""
+    source = ROOT / "sample_data" / "gradebook_zh.csv"
+    run_dir = tmp_path / "run"
+    trained = run_cli("train", "--data", source, "--target", "期末成绩", "--pass-mark", 60, "--epochs", 2,
+                      "--output", run_dir, home=tmp_path / "home")
+    assert trained.returncode == 0, trained.stderr
+    predicted = run_cli("predict", "--run", run_dir, "--data", source, "--output", tmp_path / "预测.csv",
+                        home=tmp_path / "home")
+    assert predicted.returncode == 0, predicted.stderr
+    header = (tmp_path / "预测.csv").read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+    assert header[:3] == ["学号", "班级", "性别"]
+    assert "prediction" in header
+
+    record = RunStore(tmp_path / "home").list_runs()[0]
+    archive = zipfile.ZipFile(__import__("io").BytesIO(export_run(record)))
+    description = json.loads(archive.read(f"edutune-{record.run_id}/model/edutune.json"))
+    assert description["mapping"]["target"] == "期末成绩"
+    table_model = json.loads(archive.read(f"edutune-{record.run_id}/model/table_model.json"))
+    assert "缺勤次数" in table_model["encoder"]["numeric"]
+
+
 def test_missing_file_exits_2(tmp_path):
     result = run_cli("train", "--data", tmp_path / "nothing.csv", "--target", "x", home=tmp_path / "home")
     assert result.returncode == 2
