@@ -47,14 +47,15 @@ def _number(value: object) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _purpose(record: RunRecord, lang: str) -> str:
+def _purpose(record: RunRecord, lang: str, intended_use: str | None) -> str:
     mapping = record.config.get("mapping", {})
     summary = record.summary
     if summary.get("labels"):
         predicts = _text("report.predicts_classes", lang, labels=", ".join(map(str, summary["labels"])))
     elif summary.get("score_points"):
         low, high = summary["score_points"][:2]
-        predicts = _text("report.predicts_scores", lang, low=f"{low:g}", high=f"{high:g}")
+        predicts = _text("report.predicts_scores", lang, low=f"{low:g}", high=f"{high:g}",
+                         step=f"{metric_lib.score_step(summary['score_points']):g}")
     else:
         predicts = _text("report.predicts_values", lang)
     task = translate(f"task.{record.task}", lang)
@@ -63,7 +64,11 @@ def _purpose(record: RunRecord, lang: str) -> str:
         purpose = _text("report.purpose_text", lang, task=task, model=record.model, target=target)
     else:
         purpose = _text("report.purpose_text_table", lang, task=task, target=target)
-    return f"<section><h2>{_text('report.purpose', lang)}</h2><p>{purpose} {predicts}</p></section>"
+    teacher = ""
+    if intended_use and intended_use.strip():
+        teacher = (f"<p><strong>{_text('report.intended_use', lang)}</strong> "
+                   f"{html.escape(intended_use.strip())}</p>")
+    return f"<section><h2>{_text('report.purpose', lang)}</h2>{teacher}<p>{purpose} {predicts}</p></section>"
 
 
 def _data_summary(record: RunRecord, lang: str, groups: dict | None) -> str:
@@ -144,7 +149,7 @@ def _settings_section(record: RunRecord, lang: str) -> str:
 
 
 def model_report(record: RunRecord, lang: str, *, baseline: dict | None = None, groups: dict | None = None,
-                 generated_at: float | None = None) -> str:
+                 generated_at: float | None = None, intended_use: str | None = None) -> str:
     """Write the report of a run as one printable HTML page in ``lang``.
 
     Args:
@@ -153,12 +158,14 @@ def model_report(record: RunRecord, lang: str, *, baseline: dict | None = None, 
         baseline: The result of ``edutune_core.baseline.baseline_metrics``, or None.
         groups: The result of ``edutune_core.fairness.group_results``, or None.
         generated_at: Time stamp printed in the report; defaults to now.
+        intended_use: What the teacher plans to use the model for, in their own words,
+            printed above the generated description.
     """
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(generated_at or time.time()))
     title = _text("card.title", lang, name=record.name)
     body = "".join([
         f"<h1>{title}</h1><p class='meta'>{_text('report.meta', lang, date=stamp, data=record.data_name)}</p>",
-        _purpose(record, lang), _data_summary(record, lang, groups), _metrics_section(record, lang, baseline),
+        _purpose(record, lang, intended_use), _data_summary(record, lang, groups), _metrics_section(record, lang, baseline),
         _groups_section(lang, groups), _limits_section(lang), _settings_section(record, lang),
     ])
     html_lang = "zh-CN" if lang == "zh" else "en"

@@ -87,3 +87,13 @@ def test_report_without_groups_or_baseline(cross_validated_run):
     assert "没有选择分组列" in page
     assert page.startswith("<!DOCTYPE html><html lang='zh-CN'>")
     assert "@media print" in page
+
+
+@pytest.mark.parametrize("lang, label", [("en", "Intended use, as the teacher wrote it:"), ("zh", "教师说明的用途：")])
+def test_report_prints_teacher_intended_use(cross_validated_run, lang, label):
+    record = cross_validated_run[0]
+    page = model_report(record, lang, intended_use="  Early warning for Year 9 <maths>; I review every flag.  ")
+    text = " ".join(visible_text(page).split())
+    assert f"{label} Early warning for Year 9 &lt;maths&gt;; I review every flag." in text
+    assert "<maths>" not in page
+    assert label not in visible_text(model_report(record, lang, intended_use="   "))

@@ -270,9 +270,11 @@ def importance_section(record: RunRecord, validation: ValidationSet, predictor: 
 def report_section(record: RunRecord, baseline: dict | None, groups: dict | None) -> None:
     """Draw download buttons for the printable report in Chinese and in English."""
     st.caption(t("report.download_help"))
+    intended_use = st.text_area(t("report.intended_use_input"), key=f"results_intended_use_{record.run_id}",
+                                help=t("report.intended_use_help"), max_chars=600, height=80)
     columns = st.columns(2)
     for cell, lang in zip(columns, ("zh", "en")):
-        page = model_report(record, lang, baseline=baseline, groups=groups)
+        page = model_report(record, lang, baseline=baseline, groups=groups, intended_use=intended_use)
         cell.download_button(t(f"report.download_{lang}"), page.encode("utf-8"),
                              file_name=f"edutune-report-{record.run_id}-{lang}.html", mime="text/html",
                              key=f"results_report_{lang}")
