@@ -35,13 +35,13 @@ class CatalogEntry:
 
 
 CATALOG = (
-    CatalogEntry(BUNDLED_MODEL, ("en",), 22.7e6, "Apache-2.0", "catalog.note.bundled"),
-    CatalogEntry("hfl/rbt3", ("zh",), 38e6, "Apache-2.0", "catalog.note.rbt3"),
-    CatalogEntry("hfl/chinese-roberta-wwm-ext", ("zh",), 102e6, "Apache-2.0", "catalog.note.chinese_roberta"),
-    CatalogEntry("bert-base-chinese", ("zh",), 102e6, "Apache-2.0", "catalog.note.bert_chinese"),
-    CatalogEntry("intfloat/multilingual-e5-small", ("zh", "en", "multi"), 118e6, "MIT", "catalog.note.e5_small"),
-    CatalogEntry("xlm-roberta-base", ("zh", "en", "multi"), 278e6, "MIT", "catalog.note.xlmr"),
-    CatalogEntry("microsoft/deberta-v3-small", ("en",), 141e6, "MIT", "catalog.note.deberta"),
+    CatalogEntry(BUNDLED_MODEL, ("en",), 22.7e6, "Apache-2.0", "models.note.bundled"),
+    CatalogEntry("hfl/rbt3", ("zh",), 38e6, "Apache-2.0", "models.note.rbt3"),
+    CatalogEntry("hfl/chinese-roberta-wwm-ext", ("zh",), 102e6, "Apache-2.0", "models.note.chinese_roberta"),
+    CatalogEntry("bert-base-chinese", ("zh",), 102e6, "Apache-2.0", "models.note.bert_chinese"),
+    CatalogEntry("intfloat/multilingual-e5-small", ("zh", "en", "multi"), 118e6, "MIT", "models.note.e5_small"),
+    CatalogEntry("xlm-roberta-base", ("zh", "en", "multi"), 278e6, "MIT", "models.note.xlmr"),
+    CatalogEntry("microsoft/deberta-v3-small", ("en",), 141e6, "MIT", "models.note.deberta"),
 )
 
 

@@ -154,3 +154,12 @@ def test_table_transform_round_trip():
     new_rows = pd.DataFrame({"hours": [1.0, None], "absences": [3, 4], "class": ["7B", "unseen"]})
     assert np.array_equal(encoder.transform(new_rows), restored.transform(new_rows))
     assert restored.transform(new_rows)[1, 2:].sum() == 0  # an unseen class sets no one-hot column
+
+
+def test_catalog_notes_exist_in_both_languages():
+    from edutune_core.catalog import CATALOG
+    from edutune_core.i18n import catalog
+
+    for entry in CATALOG:
+        assert entry.note_key in catalog("en"), entry.note_key
+        assert entry.note_key in catalog("zh"), entry.note_key
