@@ -191,6 +191,26 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# Settings that only a pretrained text model reads, and those only an image model reads.
+TEXT_ONLY_SETTINGS = ("max_length", "truncation", "group_by_length", "pad_to_multiple_of", "tokens_per_pass",
+                      "lora_rank", "freeze_embeddings", "freeze_layers")
+IMAGE_ONLY_SETTINGS = ("image_size", "augmentation")
+
+
+def settings_for_task(train: dict, task: str) -> dict:
+    """Return the stored training settings without those the task's model never reads.
+
+    Model cards and reports show these, so a table network is not described with a
+    max length or a text model's name. The run keeps every setting.
+    """
+    unused = set(IMAGE_ONLY_SETTINGS)
+    if task == "image_classification":
+        unused = set(TEXT_ONLY_SETTINGS)
+    elif task == "tabular":
+        unused |= set(TEXT_ONLY_SETTINGS)
+    return {name: value for name, value in train.items() if name not in unused}
+
+
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

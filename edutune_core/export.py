@@ -23,8 +23,10 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from edutune_core.config import settings_for_task
 from edutune_core.i18n import EduTuneError, ModelError, translate
 from edutune_core.metrics import SCALAR_METRICS
+from edutune_core.models import TABULAR_MODEL
 from edutune_core.runstore import COMPLETED, RunRecord, RunStore
 from edutune_core.security import SecurityError, clean_display_name, is_inside, safe_relative_path
 from edutune_core.tasks import ESSAY_SCORING, TABULAR, TEXT_CLASSIFICATION, TEXT_REGRESSION
@@ -87,7 +89,8 @@ def model_card(record: RunRecord) -> str:
         sections.append("\n".join([
             f"# {translate('card.title', lang, name=record.name)}",
             "",
-            translate("card.intro", lang, task=translate(f"task.{record.task}", lang), model=record.model,
+            translate("card.intro_table" if record.task == TABULAR and record.model == TABULAR_MODEL else "card.intro",
+                      lang, task=translate(f"task.{record.task}", lang), model=record.model,
                       data=record.data_name, rows=record.summary.get("rows_used", "?")),
             "",
             f"## {translate('card.metrics', lang)}",
@@ -95,7 +98,8 @@ def model_card(record: RunRecord) -> str:
             "",
             f"## {translate('card.settings', lang)}",
             "```json",
-            json.dumps(record.config, ensure_ascii=False, indent=2),
+            json.dumps({**record.config, "train": settings_for_task(record.config.get("train", {}), record.task)},
+                       ensure_ascii=False, indent=2),
             "```",
             "",
             f"## {translate('card.limits', lang)}",

@@ -14,6 +14,7 @@ import logging
 import time
 
 from edutune_core import metrics as metric_lib
+from edutune_core.config import settings_for_task
 from edutune_core.fairness import flag_message
 from edutune_core.i18n import translate
 from edutune_core.runstore import RunRecord
@@ -142,7 +143,8 @@ def _limits_section(lang: str) -> str:
 
 def _settings_section(record: RunRecord, lang: str) -> str:
     train = record.config.get("train", {})
-    settings = json.dumps({"train": train, "mapping": record.config.get("mapping", {})}, ensure_ascii=False, indent=2)
+    settings = json.dumps({"train": settings_for_task(train, record.task), "mapping": record.config.get("mapping", {})},
+                          ensure_ascii=False, indent=2)
     return (f"<section><h2>{_text('card.settings', lang)}</h2>"
             f"<p>{_text('report.seed', lang, seed=train.get('seed', '?'), run=record.run_id)}</p>"
             f"<pre><code>{html.escape(settings)}</code></pre></section>")

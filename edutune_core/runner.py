@@ -8,6 +8,8 @@ snapshot back, trains, saves and records the outcome in the run store.
 
 from __future__ import annotations
 
+import dataclasses
+
 import gc
 import json
 import logging
@@ -162,6 +164,9 @@ def create_run(store: RunStore, frame: pd.DataFrame, mapping: ColumnMapping, con
         validation = prepare_data(validation_frame, mapping, labels=data.labels, check_rows=False)
     warm_start = Path(config.model).expanduser().is_dir()
     model = config.model if data.task != TABULAR or warm_start else TABULAR_MODEL
+    # A table network starts from random weights, so the stored settings name it rather
+    # than the default text model.
+    config = dataclasses.replace(config, model=model)
     record = store.create_run(
         name=name or f"{data_name} · {mapping.target}", task=data.task, model=model, data_name=data_name,
         config={"train": config.to_dict(), "mapping": mapping.to_dict(), **({"cluster": cluster} if cluster else {})},
