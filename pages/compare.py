@@ -19,7 +19,7 @@ from edutune_core.compare import (
 from edutune_core.metrics import SCALAR_METRICS
 from pages.common.labels_view import label_editor, run_filters
 from pages.common.sweep_view import sweep_section
-from pages.common.ui import option_labels, run_label, setup_page, store, t
+from pages.common.ui import option_labels, resend_when_relabelled, run_label, setup_page, store, t
 
 CURVES = {"train:loss": ("train", "loss"), "train:learning_rate": ("train", "learning_rate"),
           "validation:loss": ("validation", "loss"),
@@ -48,15 +48,20 @@ if len(runs) < 1:
 sweep_section(runs)
 runs = run_filters(runs)
 labels = {record.run_id: run_label(record) for record in runs}
-chosen = st.multiselect(t("compare.runs"), list(labels), default=list(labels)[:2], format_func=labels.__getitem__,
-                        key="compare_runs")
+resend_when_relabelled("compare_runs", labels.__getitem__)
+# The first two runs are proposed only on first draw, because a default next to a value
+# written into the session state makes Streamlit log a warning.
+proposed = {} if "compare_runs" in st.session_state else {"default": list(labels)[:2]}
+chosen = st.multiselect(t("compare.runs"), list(labels), format_func=labels.__getitem__, key="compare_runs",
+                        **proposed)
 records = [record for record in runs if record.run_id in chosen]
 if not records:
     st.stop()
 
 columns = st.columns(3)
-curve = columns[0].selectbox(t("compare.curve"), list(CURVES), key="compare_curve",
-                             format_func=option_labels("compare.curve", CURVES))
+curve_labels = option_labels("compare.curve", CURVES)
+resend_when_relabelled("compare_curve", curve_labels)
+curve = columns[0].selectbox(t("compare.curve"), list(CURVES), key="compare_curve", format_func=curve_labels)
 align = columns[1].radio(t("compare.align"), ALIGNMENTS, horizontal=True, key="compare_align",
                          format_func=option_labels("compare.align", ALIGNMENTS))
 smoothing = columns[2].slider(t("compare.smoothing"), 0.0, 0.95, 0.0, 0.05, key="compare_smoothing",

@@ -322,10 +322,45 @@ def run_picker(runs: list[RunRecord], key: str) -> RunRecord | None:
     by_id = {record.run_id: record for record in runs}
     labels = {record.run_id: run_label(record) for record in runs}
     current = selected_run_id(runs)
-    choice = st.selectbox(t("common.run"), ids, index=ids.index(current) if current in ids else 0,
-                          format_func=labels.__getitem__, key=key)
+    if st.session_state.get(key) != current:
+        # Another page chose a run since this picker was drawn.
+        st.session_state[key] = current
+    resend_when_relabelled(key, labels.__getitem__)
+    choice = st.selectbox(t("common.run"), ids, format_func=labels.__getitem__, key=key,
+                          on_change=_remember_run, args=(key,))
     st.session_state["run_id"] = choice
     return by_id[choice]
+
+
+def _remember_run(key: str) -> None:
+    st.session_state["run_id"] = st.session_state[key]
+
+
+_SHOWN_LABEL_PREFIX = "edutune_shown_label_"
+
+
+def resend_when_relabelled(key: str, format_func) -> None:
+    """Make a selectbox or multiselect show its selection with the labels of this run.
+
+    Streamlit 1.67 sends a selected value to the browser only when the value changes, so
+    the browser keeps the old label of a selected option whose label changed, for example
+    after a language switch or when the selected run finished. Writing the value back
+    into the session state makes Streamlit send it again with the new label. Call this
+    before the widget is drawn.
+    """
+    marker = _SHOWN_LABEL_PREFIX + key
+    if key not in st.session_state:
+        st.session_state.pop(marker, None)
+        return
+    value = st.session_state[key]
+    try:
+        labels = [format_func(item) for item in value] if isinstance(value, list) else format_func(value)
+    except KeyError:
+        # The selection is no longer an option, and the widget resets it itself.
+        return
+    if marker in st.session_state and st.session_state[marker] != labels:
+        st.session_state[key] = value
+    st.session_state[marker] = labels
 
 
 # Widget keys whose values outlive a visit to another page; pages add theirs through
