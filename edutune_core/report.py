@@ -72,26 +72,34 @@ def _purpose(record: RunRecord, lang: str, intended_use: str | None) -> str:
     return f"<section><h2>{_text('report.purpose', lang)}</h2>{teacher}<p>{purpose} {predicts}</p></section>"
 
 
-def _data_summary(record: RunRecord, lang: str, groups: dict | None) -> str:
+def data_summary_items(record: RunRecord, lang: str, groups: dict | None = None) -> list[str]:
+    """Describe a run's data in plain sentences: rows used and left out, classes or spread, validation.
+
+    The History page shows the same sentences; no item contains a student's data.
+    """
     summary = record.summary
-    items = [_text("report.rows", lang, rows=summary.get("rows", "?"), used=summary.get("rows_used", "?"))]
+    items = [translate("report.rows", lang, rows=summary.get("rows", "?"), used=summary.get("rows_used", "?"))]
     for reason, count in (summary.get("dropped_rows") or {}).items():
-        items.append(_text("report.dropped", lang, count=count, reason=translate(reason, lang)))
+        items.append(translate("report.dropped", lang, count=count, reason=translate(reason, lang)))
     if summary.get("label_counts"):
         counts = ", ".join(f"{label}: {count}" for label, count in summary["label_counts"].items())
-        items.append(_text("report.label_counts", lang, counts=counts))
+        items.append(translate("report.label_counts", lang, counts=counts))
     elif "target_mean" in summary:
-        items.append(_text("report.target_spread", lang, mean=f"{summary['target_mean']:.2f}",
-                           sd=f"{summary['target_std']:.2f}"))
+        items.append(translate("report.target_spread", lang, mean=f"{summary['target_mean']:.2f}",
+                               sd=f"{summary['target_std']:.2f}"))
     folds = int(record.config.get("train", {}).get("folds", 0) or 0)
     if folds >= 2:
-        items.append(_text("report.validation_folds", lang, folds=folds))
+        items.append(translate("report.validation_folds", lang, folds=folds))
     else:
-        items.append(_text("report.validation_rows", lang, rows=summary.get("validation_rows", "?")))
+        items.append(translate("report.validation_rows", lang, rows=summary.get("validation_rows", "?")))
     for column, rows in (groups or {}).get("groups", {}).items():
         sizes = ", ".join(f"{row['group']}: {row['rows']}" for row in rows)
-        items.append(_text("report.group_sizes", lang, column=column, sizes=sizes))
-    bullets = "".join(f"<li>{item}</li>" for item in items)
+        items.append(translate("report.group_sizes", lang, column=column, sizes=sizes))
+    return items
+
+
+def _data_summary(record: RunRecord, lang: str, groups: dict | None) -> str:
+    bullets = "".join(f"<li>{html.escape(item)}</li>" for item in data_summary_items(record, lang, groups))
     return f"<section><h2>{_text('report.data', lang)}</h2><ul>{bullets}</ul><p>{_text('report.no_rows', lang)}</p></section>"
 
 

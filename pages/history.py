@@ -10,11 +10,12 @@ import streamlit as st
 from edutune_core.corrections import CORRECTED_AT, CORRECTED_FROM, corrected_training_rows
 from edutune_core.export import MAX_IMPORT_BYTES, export_run, import_run
 from edutune_core.i18n import EduTuneError
+from edutune_core.report import data_summary_items
 from edutune_core.metrics import PRIMARY_METRIC, metric_family
 from edutune_core.progress import curves
 from edutune_core.runstore import DELETED, RunRecord
 from pages.common.charts import loss_figure, metric_figure
-from pages.common.ui import current_user, run_picker, setup_page, show_error, status_name, store, t, task_name
+from pages.common.ui import current_user, language, run_picker, setup_page, show_error, status_name, store, t, task_name
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def run_details(record: RunRecord) -> None:
     summary, settings = st.columns(2)
     with summary:
         st.markdown(f"**{t('history.summary')}**")
+        st.markdown("\n".join(f"- {item}" for item in data_summary_items(record, language())))
         st.json(record.summary, expanded=False)
     with settings:
         st.markdown(f"**{t('history.settings')}**")

@@ -127,6 +127,9 @@ def test_table_run_from_train_page_to_history(edutune_home):
     at.switch_page("pages/history.py").run()
     assert not at.exception, at.exception
     assert [button.label for button in at.get("download_button")] == ["Export (zip)"]
+    summary = "\n".join(markdown.value for markdown in at.markdown)
+    assert f"rows in the file, {record.summary['rows_used']} used for training and validation" in summary
+    assert "Rows per class: fail:" in summary
 
 
 def test_text_run_from_train_page_shows_results(edutune_home, tiny_text_model):
