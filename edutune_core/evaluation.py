@@ -135,11 +135,25 @@ def load_validation(record: RunRecord) -> ValidationSet:
 
 
 def second_rater_columns(validation: ValidationSet) -> list[str]:
-    """List the snapshot's numeric columns that could hold a second teacher's scores."""
+    """List the snapshot's numeric columns that could hold a second teacher's scores.
+
+    With a rubric, a column qualifies only when every score in it is a point of the
+    rubric, so IDs and word counts are not offered.
+    """
     mapping = validation.mapping
-    left_out = {mapping.target, mapping.text_column, mapping.student_column}
-    return [str(column) for column in validation.source.columns
-            if column not in left_out and is_numeric(validation.source[column])]
+    left_out = {mapping.target, mapping.text_column, mapping.student_column, *mapping.group_columns}
+    points = metric_lib.point_values(validation.score_points) if validation.score_points is not None else None
+    columns = []
+    for column in validation.source.columns:
+        if column in left_out or not is_numeric(validation.source[column]):
+            continue
+        values = pd.to_numeric(validation.source[column], errors="coerce").dropna().to_numpy(dtype=np.float64)
+        if len(values) == 0:
+            continue
+        if points is not None and not np.isin(np.round(values, 6), points).all():
+            continue
+        columns.append(str(column))
+    return columns
 
 
 def rater_agreement(validation: ValidationSet, column: str) -> dict:

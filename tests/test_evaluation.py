@@ -85,7 +85,8 @@ def test_score_run_saves_unrounded_values(essay_run):
 def test_second_rater_agreement_matches_sklearn(essay_run):
     record, frame = essay_run
     validation = load_validation(record)
-    assert second_rater_columns(validation) == ["rater2", "words"]
+    # A word count is not on the 1-4 rubric, so it is not offered as a second rater.
+    assert second_rater_columns(validation) == ["rater2"]
     agreement = rater_agreement(validation, "rater2")
     rows = validation.predictions["row"].to_numpy()
     second = frame.loc[rows, "rater2"].to_numpy()
