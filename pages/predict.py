@@ -119,7 +119,8 @@ def student_form(predictor: Predictor) -> dict:
     values = {}
     columns = st.columns(3)
     for index, (column, (fill, _mean, _scale)) in enumerate(encoder.numeric.items()):
-        values[column] = columns[index % 3].number_input(str(column), value=float(fill), key=f"predict_num_{column}")
+        values[column] = columns[index % 3].number_input(str(column), value=float(fill), format="%g",
+                                                         key=f"predict_num_{column}")
     offset = len(encoder.numeric)
     for index, (column, categories) in enumerate(encoder.categorical.items(), start=offset):
         values[column] = columns[index % 3].selectbox(str(column), categories or [""], key=f"predict_cat_{column}")
