@@ -420,8 +420,11 @@ def show_summary(frame: pd.DataFrame, mapping: ColumnMapping,
 
 
 def chosen_max_length() -> int:
-    """Return the max length set on the Train page, or the default before the page was opened."""
-    return int(st.session_state.get("train_max_length") or TrainConfig().max_length)
+    """Return the max length set on the Train page, or the default before the page was opened or while it is invalid."""
+    chosen = st.session_state.get("train_max_length")
+    if chosen is None or TrainConfig(max_length=int(chosen)).problems():
+        return TrainConfig().max_length
+    return int(chosen)
 
 
 def show_profile(profile: DataProfile) -> None:

@@ -79,19 +79,21 @@ def settings_form(text_task: bool) -> TrainConfig:
     if text_task:
         st.selectbox(t("train.preset"), list(PRESETS), index=1, key="train_preset", on_change=apply_preset,
                      format_func=option_labels("train.preset", PRESETS), help=t("train.preset_help"))
+    # The number fields have no min or max: a browser silently keeps the old value when a
+    # typed one is out of range, so every value reaches TrainConfig, whose problems the
+    # page lists in the reader's language.
     columns = st.columns(3)
-    learning_rate = columns[0].number_input(t("train.learning_rate"), min_value=1e-7, max_value=1.0, format="%.1e",
-                                            step=1e-5 if text_task else 1e-4, key="train_learning_rate",
-                                            help=t("train.learning_rate_help"))
-    epochs = columns[1].number_input(t("train.epochs"), 1, 1000, key="train_epochs", help=t("train.epochs_help"))
-    batch_size = columns[2].number_input(t("train.batch_size"), 1, 4096, key="train_batch_size",
+    learning_rate = columns[0].number_input(t("train.learning_rate"), format="%.1e", step=1e-5 if text_task else 1e-4,
+                                            key="train_learning_rate", help=t("train.learning_rate_help"))
+    epochs = columns[1].number_input(t("train.epochs"), step=1, key="train_epochs", help=t("train.epochs_help"))
+    batch_size = columns[2].number_input(t("train.batch_size"), step=1, key="train_batch_size",
                                          help=t("train.batch_size_help"))
     columns = st.columns(3)
     max_length = st.session_state["train_max_length"]
     if text_task:
-        max_length = columns[0].number_input(t("train.max_length"), 8, 8192, key="train_max_length",
+        max_length = columns[0].number_input(t("train.max_length"), step=1, key="train_max_length",
                                              help=t("train.max_length_help"))
-    seed = columns[1].number_input(t("train.seed"), 0, 2**32 - 1, key="train_seed", help=t("train.seed_help"))
+    seed = columns[1].number_input(t("train.seed"), step=1, key="train_seed", help=t("train.seed_help"))
     share = columns[2].slider(t("train.validation_share"), 0.05, 0.5, step=0.05, key="train_validation_share",
                               help=t("train.validation_share_help"))
     advanced = advanced_settings(text_task)
@@ -167,12 +169,14 @@ else:
                rows=len(data["frame"])))
     with st.container(border=True):
         config = settings_form(task != TABULAR)
-        if task != TABULAR:
+        # Invalid settings are listed as soon as they are typed, and no run can start with them.
+        valid = config_is_valid(config)
+        if task != TABULAR and valid:
             memory_note(config)
         buttons = st.columns([1, 1, 3])
-        if buttons[0].button(t("train.start"), type="primary", key="train_start"):
+        if buttons[0].button(t("train.start"), type="primary", key="train_start", disabled=not valid):
             start_run(data, config)
-        if buttons[1].button(t("lr.find"), key="train_find_lr", help=t("lr.find_help")):
+        if buttons[1].button(t("lr.find"), key="train_find_lr", help=t("lr.find_help"), disabled=not valid):
             start_run(data, dataclasses.replace(config, lr_range_test=True))
     sweep_form(data, config)
 

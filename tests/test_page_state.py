@@ -2,8 +2,9 @@
 
 import pytest
 
-from conftest import make_gradebook
+from conftest import make_essays, make_gradebook
 from edutune_core.config import TrainConfig
+from edutune_core.runstore import RunStore
 from edutune_core.tasks import ColumnMapping
 from test_app import finished_run, open_app, texts
 
@@ -81,3 +82,81 @@ def test_compare_boxes_relabel_after_switch(two_runs):
     curve = at.selectbox(key="compare_curve")
     assert curve.value == "train:loss"
     assert sent_label(curve) == "训练损失"
+
+
+BOOK = ColumnMapping(target="final", problem="classification", pass_mark=60, ignore_columns=["student_id"])
+ESSAYS = ColumnMapping(target="score", text_column="essay", problem="regression")
+
+
+def open_train(lang: str, frame, mapping):
+    at = open_app(lang=lang)
+    at.session_state["dataset"] = {"name": "book.csv", "frame": frame, "mapping": mapping}
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("lang, expected", [
+    ("en", "The setting Epochs is 2000, which is outside the allowed range 1 – 1000. Enter a value in that range."),
+    ("zh", "设置项 训练轮数（epochs） 的值为 2000，超出允许范围 1 – 1000。请输入该范围内的值。"),
+])
+def test_epochs_above_max_rejected(edutune_home, lang, expected):
+    at = open_train(lang, make_gradebook(120), BOOK)
+    at.number_input(key="train_epochs").set_value(2000).run()
+    assert at.number_input(key="train_epochs").value == 2000
+    assert [error.value for error in at.error] == [expected]
+    assert at.button(key="train_start").disabled
+    assert at.button(key="train_find_lr").disabled
+    assert RunStore(edutune_home).list_runs() == []
+
+
+# Every number field of the Train page, with a value below and one above its range.
+TABLE_FIELDS = [
+    ("train_learning_rate", 0.0, 2.0, "Learning rate", "(0, 1]"),
+    ("train_epochs", 0, 1001, "Epochs", "1 – 1000"),
+    ("train_batch_size", 0, 5000, "Batch size", "1 – 4096"),
+    ("train_seed", -1, 2**32, "Seed", "0 – 4294967295"),
+    ("adv_weight_decay", -0.5, 1.5, "Weight decay", "0 – 1"),
+    ("adv_clip", -1.0, 1001.0, "Gradient clipping (max norm)", "0 – 1000"),
+    ("adv_accumulation", 0, 1025, "Gradient accumulation", "1 – 1024"),
+    ("adv_patience", -1, 101, "Early stopping patience (epochs)", "0 – 100"),
+]
+TEXT_FIELDS = [
+    ("train_max_length", 7, 8193, "Max length (tokens)", "8 – 8192"),
+    ("adv_freeze_layers", -1, 101, "Layers to freeze", "0 – 100"),
+]
+
+
+@pytest.mark.parametrize("key, low, high, label, allowed", TABLE_FIELDS)
+def test_table_field_out_of_range(edutune_home, key, low, high, label, allowed):
+    at = open_train("en", make_gradebook(120), BOOK)
+    for value in (low, high):
+        at.number_input(key=key).set_value(value).run()
+        errors = [error.value for error in at.error]
+        assert len(errors) == 1, errors
+        assert f"The setting {label} is {value}," in errors[0]
+        assert allowed in errors[0]
+        assert at.button(key="train_start").disabled
+
+
+@pytest.mark.parametrize("key, low, high, label, allowed", TEXT_FIELDS)
+def test_text_field_out_of_range(edutune_home, key, low, high, label, allowed):
+    at = open_train("en", make_essays(40), ESSAYS)
+    for value in (low, high):
+        at.number_input(key=key).set_value(value).run()
+        errors = [error.value for error in at.error]
+        assert len(errors) == 1, errors
+        assert f"The setting {label} is {value}," in errors[0]
+        assert allowed in errors[0]
+        assert at.button(key="train_start").disabled
+
+
+def test_valid_settings_start_run(edutune_home):
+    at = open_train("en", make_gradebook(120), BOOK)
+    at.number_input(key="train_epochs").set_value(1000).run()
+    at.number_input(key="train_epochs").set_value(2).run()
+    assert not at.error
+    assert not at.button(key="train_start").disabled
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    assert [record.config["train"]["epochs"] for record in RunStore(edutune_home).list_runs()] == [2]

@@ -55,15 +55,17 @@ def advanced_settings(text_task: bool) -> dict:
                                             help=t("adv.warmup_help")),
         }
         second = st.columns(3)
-        settings["weight_decay"] = second[0].number_input(t("adv.weight_decay"), 0.0, 1.0, step=0.01,
-                                                          key="adv_weight_decay", help=t("adv.weight_decay_help"))
-        settings["max_grad_norm"] = second[1].number_input(t("adv.clip"), 0.0, 1000.0, step=0.5, key="adv_clip",
+        # No min or max, like the fields on the Train page: TrainConfig checks the ranges
+        # and the page shows what is wrong, where a browser would silently keep the old value.
+        settings["weight_decay"] = second[0].number_input(t("adv.weight_decay"), step=0.01, key="adv_weight_decay",
+                                                          help=t("adv.weight_decay_help"))
+        settings["max_grad_norm"] = second[1].number_input(t("adv.clip"), step=0.5, key="adv_clip",
                                                            help=t("adv.clip_help"))
-        settings["accumulation_steps"] = int(second[2].number_input(t("adv.accumulation"), 1, 1024,
+        settings["accumulation_steps"] = int(second[2].number_input(t("adv.accumulation"), step=1,
                                                                     key="adv_accumulation",
                                                                     help=t("adv.accumulation_help")))
         third = st.columns(3)
-        settings["early_stopping_patience"] = int(third[0].number_input(t("adv.patience"), 0, 100, key="adv_patience",
+        settings["early_stopping_patience"] = int(third[0].number_input(t("adv.patience"), step=1, key="adv_patience",
                                                                         help=t("adv.patience_help")))
         settings["folds"] = int(third[1].selectbox(t("adv.folds"), [0, 3, 5, 10], key="adv_folds",
                                                    format_func=lambda folds: str(folds) if folds else "-",
@@ -84,7 +86,7 @@ def _text_model_settings() -> dict:
         "truncation": truncation,
         "freeze_embeddings": columns[0].checkbox(t("adv.freeze_embeddings"), key="adv_freeze_embeddings",
                                                  help=t("adv.freeze_embeddings_help")),
-        "freeze_layers": int(columns[1].number_input(t("adv.freeze_layers"), 0, 100, key="adv_freeze_layers",
+        "freeze_layers": int(columns[1].number_input(t("adv.freeze_layers"), step=1, key="adv_freeze_layers",
                                                      help=t("adv.freeze_layers_help"))),
         "lora_rank": int(columns[2].selectbox(t("adv.lora_rank"), [0, 4, 8, 16, 32], key="adv_lora_rank",
                                               format_func=lambda rank: str(rank) if rank else "-",

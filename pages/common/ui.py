@@ -388,10 +388,25 @@ def keep_widget_state(*keys: str) -> None:
             st.session_state[key] = st.session_state[backup]
 
 
+# Label keys of the settings that the Train page offers, so that a message about an
+# invalid setting names the field as the teacher sees it, not the ``TrainConfig`` field.
+SETTING_LABELS = {
+    "learning_rate": "train.learning_rate", "epochs": "train.epochs", "batch_size": "train.batch_size",
+    "max_length": "train.max_length", "seed": "train.seed", "validation_share": "train.validation_share",
+    "weight_decay": "adv.weight_decay", "warmup_share": "adv.warmup", "folds": "adv.folds",
+    "max_grad_norm": "adv.clip", "accumulation_steps": "adv.accumulation", "early_stopping_patience": "adv.patience",
+    "freeze_layers": "adv.freeze_layers", "lora_rank": "adv.lora_rank", "optimizer": "adv.optimizer",
+    "scheduler": "adv.scheduler", "precision": "adv.precision", "device": "adv.device", "truncation": "adv.truncation",
+}
+
+
 def config_is_valid(config) -> bool:
     """Show every problem of a ``TrainConfig`` and return True when it has none."""
     problems = config.problems()
     for problem in problems:
+        setting = problem.params.get("setting")
+        if setting in SETTING_LABELS:
+            problem = type(problem)(problem.key, **{**problem.params, "setting": t(SETTING_LABELS[setting])})
         show_error(problem)
     return not problems
 
