@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 BASELINE_FILE = "baseline.json"
 # Bump when baselines or their metrics change, so cached results are computed again.
-BASELINE_VERSION = 1
+BASELINE_VERSION = 2
 
 TFIDF_LINEAR = "tfidf_linear"
 LINEAR = "linear"
@@ -158,7 +158,10 @@ def baseline_metrics(record: RunRecord) -> dict:
     require_snapshot(record)
     if config.folds >= 2:
         data = load_all_rows(record)
-        models = evaluate_folds(data, fold_splits(data, config.folds, config.seed), config.seed)
+        splits = fold_splits(data, config.folds, config.seed)
+        # A stopped run evaluated only its first folds; the baselines use the same ones.
+        completed = len((record.metrics or {}).get("folds", [])) or len(splits)
+        models = evaluate_folds(data, splits[:completed], config.seed)
     else:
         train, validation = load_run_data(record)
         models = evaluate_split(train, validation, config.seed)

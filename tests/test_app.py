@@ -196,9 +196,9 @@ def test_results_page_cross_validated_at_risk_run(edutune_home):
                             group_columns=["class"])
     record = finished_run(edutune_home, make_gradebook(150), mapping, TrainConfig.for_task(False, epochs=3, folds=3))
     at = open_app("pages/results.py")
-    shown = {metric.label: metric.value for metric in at.metric}
+    shown = {metric.label: (metric.value, metric.proto.delta) for metric in at.metric}
     mean, spread = record.metrics["accuracy"], record.metrics["spread"]["accuracy"]
-    assert shown["accuracy"] == f"{mean:.3f} ± {spread:.3f}"
+    assert shown["accuracy"] == (f"{mean:.3f}", f"± {spread:.3f}")
     page = texts(at)
     assert "3-fold cross-validation on 150 rows" in page
     assert "Flag a student when the probability of \"fail\" is at least" in page

@@ -37,3 +37,27 @@ def test_baseline_table_shows_fold_spread(edutune_home):
     forest = baseline["models"]["forest"]
     assert rows.loc["random forest", "accuracy"] == f"{forest['accuracy']:.3f} ± {forest['spread']['accuracy']:.3f}"
     assert rows.loc["random forest", "macro-F1"].count(" ± ") == 1
+
+
+def test_stopped_cross_validation_says_so(edutune_home):
+    """A run stopped in its first fold shows one fold's numbers, says so, and compares with one fold's baselines."""
+    import threading
+
+    from edutune_core.runner import create_run, execute_run
+    from edutune_core.runstore import RunStore
+
+    store = RunStore(edutune_home)
+    mapping = ColumnMapping(target="final", problem=CLASSIFICATION, pass_mark=60, ignore_columns=["student_id"])
+    record = create_run(store, make_gradebook(100), mapping, TrainConfig.for_task(False, epochs=3, folds=5),
+                        data_name="book.csv")
+    stop = threading.Event()
+    stop.set()
+    record = execute_run(store, record.run_id, stop)
+    assert record.status == "stopped"
+    assert len(record.metrics["folds"]) == 1
+    assert len(baseline_metrics(record)["models"]["linear"]["folds"]) == 1
+
+    for lang, words in (("en", "stopped after 1 of 5 folds"), ("zh", "5 折中的 1 折后被停止")):
+        at = open_app("pages/results.py", lang=lang)
+        assert not at.exception, at.exception
+        assert any(words in warning.value for warning in at.warning), [warning.value for warning in at.warning]

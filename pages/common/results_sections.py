@@ -41,8 +41,10 @@ def metric_cells(metrics: dict) -> None:
     names = [name for name in metric_lib.SCALAR_METRICS if name in metrics]
     spread = metrics.get("spread", {})
     for cell, name in zip(st.columns(len(names)), names):
-        value = f"{metrics[name]:.3f}" + (f" ± {spread[name]:.3f}" if name in spread else "")
-        cell.metric(t(f"metric.{name}"), value, help=t(f"metric_help.{name}"))
+        # The spread goes on its own line, so a narrow column does not cut it off.
+        delta = f"± {spread[name]:.3f}" if name in spread else None
+        cell.metric(t(f"metric.{name}"), f"{metrics[name]:.3f}", delta=delta, delta_color="off", delta_arrow="off",
+                    help=t(f"metric_help.{name}"))
 
 
 def folds_section(metrics: dict, family: str) -> None:
@@ -50,6 +52,8 @@ def folds_section(metrics: dict, family: str) -> None:
     info = metrics["cross_validation"]
     grouped = t("cv.grouped", column=info["grouped_by"]) if info.get("grouped_by") else ""
     st.caption(t("cv.line", folds=len(metrics["folds"]), rows=info["rows"], grouped=grouped))
+    if info.get("completed", info["folds"]) < info["folds"]:
+        st.warning(t("cv.partial", completed=len(metrics["folds"]), folds=info["folds"]))
     if info.get("final_model") == "best_fold":
         st.caption(t("cv.best_fold_saved"))
     else:
