@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _INDEX = "index.json"
+_SELECTION = "selection.json"
 MAX_RECENT = 20
 
 
@@ -49,19 +50,40 @@ class UploadStore:
                 uploads.append(SavedUpload(entry["upload_id"], entry["file_name"], path, entry["saved_at"]))
         return uploads
 
+    def save_selection(self, selection: dict) -> None:
+        """Store the last data choice (file, loading options, column mapping), replacing the earlier one.
+
+        ``selection`` must be JSON-serialisable. The uploads stay where they are; the
+        selection names them by their choice key.
+        """
+        self._write_json(_SELECTION, selection)
+
+    def last_selection(self) -> dict | None:
+        """Return the selection stored by ``save_selection``, or None when there is none or it is unreadable."""
+        selection = self._read_json(_SELECTION)
+        return selection if isinstance(selection, dict) else None
+
     def _read_index(self) -> list[dict]:
-        index = self.folder / _INDEX
-        if not index.exists():
-            return []
-        try:
-            return json.loads(index.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return []
+        entries = self._read_json(_INDEX)
+        return entries if isinstance(entries, list) else []
 
     def _write_index(self, entries: list[dict]) -> None:
-        temporary = self.folder / f"{_INDEX}.tmp"
-        temporary.write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
-        temporary.replace(self.folder / _INDEX)
+        self._write_json(_INDEX, entries)
+
+    def _read_json(self, name: str) -> object:
+        path = self.folder / name
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def _write_json(self, name: str, value: object) -> None:
+        # Written beside the file and renamed over it, so a reader never sees half a file.
+        temporary = self.folder / f"{name}.tmp"
+        temporary.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(self.folder / name)
 
 
 def user_folder(root: Path | str, user: str | None) -> Path:

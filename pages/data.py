@@ -1,6 +1,8 @@
 """Data page: choose a file, check what was detected, protect student privacy, map the
 columns and read the data profile."""
 
+import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -25,11 +27,11 @@ from edutune_core.tasks import (
     propose_problem,
     task_for,
 )
-from pages.common.ui import (forget_widget_state, keep_widget_state, option_labels, setup_page, show_error, t,
-                             task_name, uploads)
+from pages.common.ui import (DATA_NOT_READY_KEY, SAMPLE_DIR, forget_widget_state, keep_widget_state, option_labels,
+                             setup_page, show_error, t, task_name, uploads)
 
+logger = logging.getLogger(__name__)
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 WIDGET_PREFIXES = ("encoding_", "separator_", "header_", "sheet_", "text_", "target_", "ignore_", "use_pass_",
                    "pass_", "problem_", "header_rows_", "labels_", "privacy_", "drop_target_", "groups_",
                    "student_", "score_min_", "score_max_", "score_step_")
@@ -41,6 +43,8 @@ NO_LABELS_FILE = ""
 NO_TEXT = ""
 NO_STUDENT = ""
 MARKDOWN_CHARACTERS = set("\\`*_{}[]<>()#+-.!|~$")
+RESTORED_KEY = "data_selection_restored"
+SAVED_KEY = "data_selection_saved"
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -99,12 +103,61 @@ def choose_file() -> tuple[str, str, bytes] | None:
     if not choices:
         return None
     keep_widget_state("data_file")
+    restore_selection(choices)
     if st.session_state.get("data_file") not in choices:
         forget_widget_state("data_file")
     choice = st.selectbox(t("data.file"), list(choices), format_func=lambda key: choices[key][0], key="data_file")
     name, path = choices[choice]
     file_name = path.name if choice.startswith("sample:") else name
     return choice, file_name, path.read_bytes()
+
+
+def restore_selection(choices: dict) -> None:
+    """Choose the file and fill in the widgets as they were when this user last used the page.
+
+    Runs once per session, so only a new session (a refresh, another browser) restores them.
+    """
+    if st.session_state.get(RESTORED_KEY):
+        return
+    st.session_state[RESTORED_KEY] = True
+    saved = uploads().last_selection()
+    if "data_file" in st.session_state or not saved or saved.get("choice") not in choices:
+        return
+    for key, value in saved.get("widgets", {}).items():
+        st.session_state.setdefault(key, value)
+    st.session_state["data_file"] = saved["choice"]
+
+
+def remember_selection(choice: str, file_name: str, prepared: dict | None) -> None:
+    """Store the chosen file, its widget values and the recipe of its prepared data for the next session.
+
+    ``prepared`` is None while the choice fails to prepare, so a new session offers no data to train on.
+    """
+    widgets = {key: value for key, value in st.session_state.items()
+               if str(key).startswith(WIDGET_PREFIXES) and choice in str(key) and is_json_value(value)}
+    selection = {"choice": choice, "name": file_name, "widgets": widgets, "dataset": prepared}
+    if st.session_state.get(SAVED_KEY) == selection:
+        return
+    try:
+        uploads().save_selection(json.loads(json.dumps(selection, default=json_scalar)))
+    except (OSError, TypeError, ValueError) as error:
+        # The page works without it, and only a refresh would lose the mapping.
+        logger.warning("failed to store the data selection %r: %s", file_name, error)
+        return
+    st.session_state[SAVED_KEY] = selection
+
+
+def is_json_value(value: object) -> bool:
+    if isinstance(value, list):
+        return all(is_json_value(item) for item in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def json_scalar(value: object) -> object:
+    """Convert the NumPy numbers of profile summaries for ``json.dumps``."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def loading_options(choice: str) -> dict:
@@ -235,13 +288,16 @@ def join_form(frame: pd.DataFrame, labels: pd.DataFrame, file_name: str, labels_
     return joined
 
 
-def privacy_section(frame: pd.DataFrame, choice: str) -> tuple[pd.DataFrame, dict]:
-    """Show the personal data found and apply the action chosen for each column."""
+def privacy_section(frame: pd.DataFrame, choice: str) -> tuple[pd.DataFrame, dict, dict[str, str]]:
+    """Show the personal data found and apply the action chosen for each column.
+
+    Returns the protected table, the summary for the run record and the action of each column.
+    """
     st.subheader(t("privacy.title"))
     report = scan_privacy(frame)
     if not report.findings:
         st.caption(t("privacy.none"))
-        return frame, privacy.apply_privacy(frame, report, {})[1]
+        return frame, privacy.apply_privacy(frame, report, {})[1], {}
     st.warning(t("privacy.found"))
     actions = {}
     action_labels = option_labels("privacy.action", privacy.ACTIONS)
@@ -259,7 +315,7 @@ def privacy_section(frame: pd.DataFrame, choice: str) -> tuple[pd.DataFrame, dic
     counts = {action: sum(1 for chosen in actions.values() if chosen == action) for action in privacy.ACTIONS}
     st.caption(t("privacy.applied", pseudonymised=counts[privacy.PSEUDONYMISE], dropped=counts[privacy.DROP],
                  kept=counts[privacy.KEEP]))
-    return protected, summary
+    return protected, summary, actions
 
 
 def escape_markdown(text: str) -> str:
@@ -439,7 +495,11 @@ def show_profile(profile: DataProfile) -> None:
         show_lengths(profile)
     findings = profile.findings(chosen_max_length())
     for finding in findings:
-        st.warning(t(finding.key, **finding.params))
+        key = finding.key
+        if key == "profile.near_duplicates" and finding.params.get("pairs") == 1:
+            # The shared message is written for several pairs.
+            key = "data.near_duplicates_one"
+        st.warning(t(key, **finding.params))
     if not findings:
         st.caption(t("profile.no_findings"))
     if profile.heavy_imbalance:
@@ -475,23 +535,43 @@ if chosen is None:
     st.info(t("data.no_file"))
     st.stop()
 choice, file_name, content = chosen
-options = loading_options(choice)
-table = load_chosen(choice, file_name, content, options)
-show_detected(table)
-frame, join_summary = labels_section(table.frame, file_name, choice)
-frame, privacy_summary = privacy_section(frame, choice)
+# Until this choice is prepared, the Train page offers no data, not even an earlier choice's.
+st.session_state.pop("dataset", None)
+st.session_state[DATA_NOT_READY_KEY] = file_name
+recipe = None
+try:
+    options = loading_options(choice)
+    table = load_chosen(choice, file_name, content, options)
+    show_detected(table)
+    frame, join_summary = labels_section(table.frame, file_name, choice)
+    frame, privacy_summary, privacy_actions = privacy_section(frame, choice)
 
-st.subheader(t("map.title"))
-mapping, frame, target_drops = mapping_form(frame, choice, allow_decimal_comma=table.separator != ",")
-earlier_drops = {**(join_summary or {}).get("dropped", {}), **target_drops}
-checked = show_summary(frame, mapping, earlier_drops)
-if checked is not None:
-    prepared, profile = checked
-    show_profile(profile)
-    st.session_state["dataset"] = {
-        "frame": frame, "name": file_name, "mapping": mapping, "privacy": privacy_summary,
-        "suggest_class_weights": profile.heavy_imbalance,
-        "intake": {"labels_join": join_summary, "dropped_before_mapping": earlier_drops},
-        "profile": profile.summary(),
-    }
-    st.page_link("pages/train.py", label=t("data.next"), icon="➡️")
+    st.subheader(t("map.title"))
+    allow_decimal_comma = table.separator != ","
+    mapping, frame, target_drops = mapping_form(frame, choice, allow_decimal_comma=allow_decimal_comma)
+    earlier_drops = {**(join_summary or {}).get("dropped", {}), **target_drops}
+    checked = show_summary(frame, mapping, earlier_drops)
+    if checked is not None:
+        prepared, profile = checked
+        show_profile(profile)
+        st.session_state["dataset"] = {
+            "frame": frame, "name": file_name, "mapping": mapping, "privacy": privacy_summary,
+            "suggest_class_weights": bool(profile.heavy_imbalance),
+            "intake": {"labels_join": join_summary, "dropped_before_mapping": earlier_drops},
+            "profile": profile.summary(),
+        }
+        st.session_state.pop(DATA_NOT_READY_KEY, None)
+        labels = None
+        if join_summary is not None:
+            labels = {"upload_id": st.session_state[f"labels_file_{choice}"],
+                      "text_id": st.session_state[f"labels_text_id_{choice}"],
+                      "label_id": st.session_state[f"labels_label_id_{choice}"]}
+        # What a new session needs to build the same table again (see ``dataset`` in pages/common/ui.py).
+        source = {"loading": options, "labels": labels, "privacy_actions": privacy_actions,
+                  "target": mapping.target, "drop_non_numeric_target": bool(target_drops),
+                  "allow_decimal_comma": allow_decimal_comma}
+        recipe = {key: value for key, value in st.session_state["dataset"].items() if key != "frame"}
+        recipe |= {"mapping": mapping.to_dict(), "source": source}
+        st.page_link("pages/train.py", label=t("data.next"), icon="➡️")
+finally:
+    remember_selection(choice, file_name, recipe)

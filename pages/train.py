@@ -19,6 +19,7 @@ from pages.common.models_view import table_warm_start, text_model_choice
 from pages.common.sweep_view import sweep_form
 from pages.common.ui import (
     config_is_valid,
+    data_not_ready,
     dataset,
     keep_widget_state,
     manager,
@@ -161,7 +162,11 @@ setup_page("nav.train")
 st.title(t("train.title"))
 data = dataset()
 if data is None:
-    st.info(t("train.no_data"))
+    failed = data_not_ready()
+    if failed:
+        st.warning(t("train.data_not_ready", name=failed))
+    else:
+        st.info(t("train.no_data"))
     st.page_link("pages/data.py", label=t("nav.data"), icon=":material/table_view:")
 else:
     task = task_for(data["mapping"])

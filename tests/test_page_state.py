@@ -1,12 +1,14 @@
 """Page state that must survive a language switch, a failed data choice and a browser refresh."""
 
+import pandas as pd
 import pytest
 
 from conftest import make_essays, make_gradebook
 from edutune_core.config import TrainConfig
 from edutune_core.runstore import RunStore
+from edutune_core.uploads import UploadStore
 from edutune_core.tasks import ColumnMapping
-from test_app import finished_run, open_app, texts
+from test_app import choose_gradebook_with_pass_mark, finished_run, open_app, texts
 
 
 @pytest.fixture
@@ -160,3 +162,132 @@ def test_valid_settings_start_run(edutune_home):
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
     assert [record.config["train"]["epochs"] for record in RunStore(edutune_home).list_runs()] == [2]
+
+
+def upload_single_class(home) -> str:
+    """Save a gradebook whose only usable target has one class, and return its choice key."""
+    frame = make_gradebook(30)
+    frame["final"] = 70
+    saved = UploadStore(home / "uploads").save(frame.to_csv(index=False).encode(), "flat.csv")
+    return f"upload:{saved.upload_id}"
+
+
+@pytest.mark.parametrize("lang, expected", [
+    ("en", "The data chosen on the Data page (flat.csv) cannot be used for training yet."),
+    ("zh", "“数据”页面当前选择的数据（flat.csv）还不能用于训练。"),
+])
+def test_train_drops_earlier_data_after_failure(edutune_home, lang, expected):
+    flat = upload_single_class(edutune_home)
+    at = open_app("pages/data.py", lang=lang)
+    choose_gradebook_with_pass_mark(at)
+    assert at.session_state["dataset"]["name"] == "gradebook_en.csv"
+
+    at.selectbox(key="data_file").set_value(flat).run()
+    assert len(at.error) == 1
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert expected in texts(at)
+    assert "gradebook_en.csv" not in texts(at)
+    assert not [button for button in at.button if button.key == "train_start"]
+
+    # Choosing a valid file again offers its data.
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_file").set_value("sample:gradebook_en.csv").run()
+    at.switch_page("pages/train.py").run()
+    assert expected not in texts(at)
+    assert [button for button in at.button if button.key == "train_start"]
+
+
+def test_new_session_restores_sample_mapping(edutune_home):
+    first = open_app("pages/data.py")
+    choose_gradebook_with_pass_mark(first)
+    first.multiselect(key="ignore_sample:gradebook_en.csv").set_value(["student_id"]).run()
+    expected = first.session_state["dataset"]
+
+    # A refresh starts a new session with empty session state on the same data folder.
+    train = open_app("pages/train.py")
+    assert "gradebook_en.csv" in texts(train)
+    assert [button for button in train.button if button.key == "train_start"]
+    restored = train.session_state["dataset"]
+    assert restored["mapping"] == expected["mapping"]
+    assert restored["mapping"].ignore_columns == ["student_id"]
+    assert restored["mapping"].pass_mark is not None
+    pd.testing.assert_frame_equal(restored["frame"], expected["frame"])
+    assert restored["profile"]["source_rows"] == expected["profile"]["source_rows"]
+
+    data = open_app("pages/data.py")
+    assert data.selectbox(key="data_file").value == "sample:gradebook_en.csv"
+    assert data.checkbox(key="use_pass_sample:gradebook_en.csv").value
+    assert data.multiselect(key="ignore_sample:gradebook_en.csv").value == ["student_id"]
+    assert data.session_state["dataset"]["mapping"] == expected["mapping"]
+
+
+def test_new_session_restores_upload_privacy(edutune_home):
+    frame = make_gradebook(80)
+    frame.insert(1, "email", [f"student{index}@school.example" for index in range(len(frame))])
+    saved = UploadStore(edutune_home / "uploads").save(frame.to_csv(index=False).encode(), "class 7A.csv")
+    choice = f"upload:{saved.upload_id}"
+    first = open_app("pages/data.py", lang="zh")
+    first.selectbox(key="data_file").set_value(choice).run()
+    first.selectbox(key=f"target_{choice}").set_value("final").run()
+    assert not first.error, [error.value for error in first.error]
+    first.selectbox(key=f"privacy_{choice}_email").set_value("drop").run()
+    expected = first.session_state["dataset"]["frame"]
+    assert "email" not in expected
+
+    train = open_app("pages/train.py", lang="zh")
+    restored = train.session_state["dataset"]
+    assert restored["name"] == "class 7A.csv"
+    assert restored["mapping"].target == "final"
+    pd.testing.assert_frame_equal(restored["frame"], expected)
+    assert open_app("pages/data.py").selectbox(key=f"privacy_{choice}_email").value == "drop"
+
+
+def test_new_session_after_failure_offers_nothing(edutune_home):
+    flat = upload_single_class(edutune_home)
+    first = open_app("pages/data.py")
+    choose_gradebook_with_pass_mark(first)
+    first.selectbox(key="data_file").set_value(flat).run()
+
+    train = open_app("pages/train.py")
+    assert "The data chosen on the Data page (flat.csv) cannot be used for training yet." in texts(train)
+    assert not [button for button in train.button if button.key == "train_start"]
+    assert open_app("pages/data.py").selectbox(key="data_file").value == flat
+
+
+def test_new_session_without_saved_file(edutune_home):
+    frame = make_gradebook(40)
+    saved = UploadStore(edutune_home / "uploads").save(frame.to_csv(index=False).encode(), "gone.csv")
+    first = open_app("pages/data.py")
+    first.selectbox(key="data_file").set_value(f"upload:{saved.upload_id}").run()
+    assert first.session_state["dataset"]["name"] == "gone.csv"
+    saved.path.unlink()
+
+    train = open_app("pages/train.py")
+    assert "Choose the data and the column to predict on the Data page first." in texts(train)
+    assert open_app("pages/data.py").selectbox(key="data_file").value != f"upload:{saved.upload_id}"
+
+
+def test_unreadable_selection_file_ignored(edutune_home):
+    folder = edutune_home / "uploads"
+    folder.mkdir(parents=True)
+    (folder / "selection.json").write_text("{not json", encoding="utf-8")
+    train = open_app("pages/train.py")
+    assert "Choose the data and the column to predict on the Data page first." in texts(train)
+    assert UploadStore(folder).last_selection() is None
+
+
+@pytest.mark.parametrize("lang, expected, plural", [
+    ("en", "1 pair of texts is almost identical (rows", "pairs of texts"),
+    ("zh", "有 1 对文本几乎完全相同（表头以下第", "涉及 2 行"),
+])
+def test_one_near_duplicate_pair_singular(edutune_home, lang, expected, plural):
+    frame = make_essays(40)
+    frame.loc[5, "essay"] = frame.loc[0, "essay"].replace(".", "!", 1) + " Thanks."
+    saved = UploadStore(edutune_home / "uploads").save(frame.to_csv(index=False).encode(), "essays.csv")
+    at = open_app("pages/data.py", lang=lang)
+    at.selectbox(key="data_file").set_value(f"upload:{saved.upload_id}").run()
+    assert not at.exception, at.exception
+    warnings = [warning.value for warning in at.warning]
+    assert any(expected in warning for warning in warnings), warnings
+    assert not any(plural in warning for warning in warnings), warnings

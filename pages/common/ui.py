@@ -13,8 +13,12 @@ import os
 import shutil
 import sqlite3
 import time
+from pathlib import Path
 
 import streamlit as st
+
+from edutune_core import intake, privacy
+from edutune_core.data import load_table
 
 from edutune_core.i18n import LANGUAGES, EduTuneError, normalize_language, translate
 from edutune_core.jobs import JobManager
@@ -32,6 +36,7 @@ from edutune_core.security import (
     check_login,
     check_user_login,
 )
+from edutune_core.tasks import ColumnMapping, prepare_data
 from edutune_core.uploads import UploadStore, user_folder
 
 logger = logging.getLogger(__name__)
@@ -389,7 +394,7 @@ def keep_widget_state(*keys: str) -> None:
 
 
 # Label keys of the settings that the Train page offers, so that a message about an
-# invalid setting names the field as the teacher sees it, not the ``TrainConfig`` field.
+# invalid setting names the field as the teacher reads it, not the ``TrainConfig`` field.
 SETTING_LABELS = {
     "learning_rate": "train.learning_rate", "epochs": "train.epochs", "batch_size": "train.batch_size",
     "max_length": "train.max_length", "seed": "train.seed", "validation_share": "train.validation_share",
@@ -418,6 +423,83 @@ def forget_widget_state(*keys: str) -> None:
         st.session_state.pop(_BACKUP_PREFIX + key, None)
 
 
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
+# Session key with the name of the file whose data the Data page failed to prepare.
+DATA_NOT_READY_KEY = "dataset_not_ready"
+
+
 def dataset() -> dict | None:
-    """Return the data prepared on the Data page: frame, file name and column mapping."""
+    """Return the data prepared on the Data page: frame, file name and column mapping.
+
+    A new session, such as after a browser refresh, rebuilds the data last prepared on
+    the Data page from the selection stored with the uploads. It returns None while the
+    Data page's current choice fails to prepare, so that no earlier data is used.
+    """
+    if "dataset" not in st.session_state and DATA_NOT_READY_KEY not in st.session_state:
+        saved = uploads().last_selection() or {}
+        if saved.get("dataset") is None and saved.get("name"):
+            st.session_state[DATA_NOT_READY_KEY] = saved["name"]
+        st.session_state["dataset"] = _restore_dataset(saved)
     return st.session_state.get("dataset")
+
+
+def data_not_ready() -> str | None:
+    """Return the name of the file that the Data page failed to prepare, or None."""
+    dataset()
+    return st.session_state.get(DATA_NOT_READY_KEY)
+
+
+def chosen_file_path(choice: str) -> Path | None:
+    """Return the file of a Data page choice key (``upload:<id>`` or ``sample:<name>``), or None when it is gone."""
+    kind, _, name = choice.partition(":")
+    if kind == "sample":
+        path = SAMPLE_DIR / name
+        return path if path.parent == SAMPLE_DIR and path.is_file() else None
+    if kind == "upload":
+        return next((item.path for item in uploads().recent() if item.upload_id == name), None)
+    return None
+
+
+def _restore_dataset(saved: dict) -> dict | None:
+    """Rebuild the dataset of a stored selection the way the Data page built it, or return None."""
+    prepared = saved.get("dataset")
+    if not prepared:
+        return None
+    try:
+        frame = _rebuild_frame(saved["choice"], prepared["name"], prepared["source"])
+        if frame is None:
+            return None
+        mapping = ColumnMapping.from_dict(prepared["mapping"])
+        prepare_data(frame, mapping)
+    except (EduTuneError, OSError, KeyError, TypeError, ValueError) as error:
+        logger.warning("failed to restore the last data %r: %s", prepared.get("name"), error)
+        return None
+    restored = {key: prepared.get(key) for key in ("name", "privacy", "suggest_class_weights", "intake", "profile")}
+    return restored | {"frame": frame, "mapping": mapping}
+
+
+def _rebuild_frame(choice: str, file_name: str, source: dict):
+    """Repeat the Data page's steps: load, join the labels file, protect privacy, drop invalid scores."""
+    path = chosen_file_path(choice)
+    if path is None:
+        return None
+    frame = load_table(path.read_bytes(), file_name, **source["loading"]).frame
+    labels = source.get("labels")
+    if labels:
+        upload = next((item for item in uploads().recent() if item.upload_id == labels["upload_id"]), None)
+        if upload is None:
+            return None
+        table = load_table(upload.path.read_bytes(), upload.file_name).frame
+        frame = intake.join_labels(frame, table, labels["text_id"], labels["label_id"], texts_name=file_name,
+                                   labels_name=upload.file_name).frame
+    report = privacy.scan_privacy(frame)
+    actions = source["privacy_actions"]
+    if {finding.column for finding in report.findings} != set(actions):
+        # A column with personal data but no stored action would reach training unprotected.
+        logger.warning("the personal data found in %r changed since it was prepared", file_name)
+        return None
+    frame, _ = privacy.apply_privacy(frame, report, actions)
+    if source.get("drop_non_numeric_target"):
+        frame, _ = intake.drop_non_numeric_target(frame, source["target"],
+                                                  allow_decimal_comma=source["allow_decimal_comma"])
+    return frame
