@@ -273,7 +273,9 @@ def test_streamlit_config_keeps_data_local():
     options = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert options["browser"]["gatherUsageStats"] is False
     assert options["server"]["address"] == "127.0.0.1"
-    assert options["server"]["maxUploadSize"] <= 200
+    # Streamlit's cap sits a little above the app's own 200 MB limit (so the app's own
+    # message shows), and stays bounded so no upload can fill the memory.
+    assert options["server"]["maxUploadSize"] <= 256
 
 
 # The offline switch
