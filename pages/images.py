@@ -136,16 +136,17 @@ def settings_form() -> TrainConfig:
     architecture = model_choice()
     augmentation = augmentation_form()
     cells = st.columns(3)
-    learning_rate = cells[0].number_input(t("train.learning_rate"), min_value=1e-7, max_value=1.0, format="%.1e",
-                                          step=1e-4, key="images_learning_rate",
-                                          help=t("images.learning_rate_help"))
-    epochs = cells[1].number_input(t("train.epochs"), 1, 1000, key="images_epochs", help=t("images.epochs_help"))
-    batch_size = cells[2].number_input(t("train.batch_size"), 1, 1024, key="images_batch_size",
+    # The fields have no min or max: Streamlit would silently keep the old value for a
+    # number outside them, while TrainConfig's checks name the value and the range.
+    learning_rate = cells[0].number_input(t("train.learning_rate"), format="%.1e", step=1e-4,
+                                          key="images_learning_rate", help=t("images.learning_rate_help"))
+    epochs = cells[1].number_input(t("train.epochs"), step=1, key="images_epochs", help=t("images.epochs_help"))
+    batch_size = cells[2].number_input(t("train.batch_size"), step=1, key="images_batch_size",
                                        help=t("images.batch_size_help"))
     cells = st.columns(3)
     image_size = cells[0].selectbox(t("images.image_size"), IMAGE_SIZES, key="images_size",
                                     help=t("images.image_size_help"))
-    seed = cells[1].number_input(t("train.seed"), 0, 2**32 - 1, key="images_seed", help=t("train.seed_help"))
+    seed = cells[1].number_input(t("train.seed"), step=1, key="images_seed", help=t("train.seed_help"))
     share = cells[2].slider(t("train.validation_share"), 0.05, 0.5, step=0.05, key="images_validation_share",
                             help=t("images.validation_share_help"))
     return TrainConfig.for_task(False, model=architecture, learning_rate=float(learning_rate), epochs=int(epochs),
@@ -154,8 +155,6 @@ def settings_form() -> TrainConfig:
 
 
 def start_run(images: ImageSet, zip_name: str, config: TrainConfig) -> None:
-    if not config_is_valid(config):
-        return
     try:
         record = create_run(store(), images.frame, image_mapping(), config, data_name=zip_name,
                             extra_summary=images.summary())
@@ -192,7 +191,9 @@ if chosen is not None:
     st.subheader(t("images.settings"))
     with st.container(border=True):
         train_config = settings_form()
-        if st.button(t("train.start"), type="primary", key="images_start"):
+        # Problems show as soon as a value is typed, and Start waits until there are none.
+        valid = config_is_valid(train_config)
+        if st.button(t("train.start"), type="primary", key="images_start", disabled=not valid):
             start_run(image_set, zip_name, train_config)
 
 run_id = current_image_run()

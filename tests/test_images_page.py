@@ -133,3 +133,15 @@ def test_image_run_from_page_to_prediction(edutune_home):
     at.file_uploader(key="predict_image").set_value(("bad.png", b"broken", "image/png")).run()
     at.button(key="predict_one_image").click().run()
     assert '"bad.png" is not an image that can be read.' in at.error[0].value
+
+
+@pytest.mark.parametrize("lang, words", [("en", "2000"), ("zh", "2000")])
+def test_images_epochs_out_of_range_named(edutune_home, lang, words):
+    """A typed value outside the allowed range is shown with its range, not silently replaced."""
+    at = upload_zip(open_app("pages/images.py", lang=lang), mixed_modes_zip())
+    at.number_input(key="images_epochs").set_value(2000).run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="images_epochs").value == 2000
+    assert any(words in error.value and "1000" in error.value for error in at.error), [e.value for e in at.error]
+    assert at.button(key="images_start").disabled
+    assert RunStore(edutune_home).list_runs() == []

@@ -223,6 +223,12 @@ def test_search_form_on_train_page_starts_search(edutune_home):
 
     at.text_input(key="search_epochs").set_value("1, 2").run()
     at.text_input(key="search_learning_rate").set_value("1e-3, 1e-2").run()
+    at.number_input(key="search_budget").set_value(5000).run()
+    at.button(key="search_start").click().run()
+    assert not at.exception, at.exception
+    assert "5000" in at.error[0].value
+    assert at.number_input(key="search_budget").value == 5000
+
     at.number_input(key="search_budget").set_value(2).run()
     at.button(key="search_start").click().run()
     assert not at.exception, at.exception

@@ -7,7 +7,7 @@ import streamlit as st
 from edutune_core.config import TrainConfig
 from edutune_core.i18n import EduTuneError
 from edutune_core.runstore import ACTIVE_STATUSES, RunRecord, default_home
-from edutune_core.search import MAX_TRIALS, SEARCH_SETTINGS, STUDY_FILE, SearchDrivers, create_search, parse_space, search_info
+from edutune_core.search import SEARCH_SETTINGS, STUDY_FILE, SearchDrivers, create_search, parse_space, search_info
 from edutune_core.tasks import TABULAR, task_for
 from pages.common.ui import manager, server_store, show_error, store, t
 
@@ -37,7 +37,9 @@ def search_form(data: dict, base: TrainConfig) -> None:
         texts[setting] = columns[index % 2].text_input(t(f"search.{setting}"), key=f"search_{setting}",
                                                        placeholder=PLACEHOLDERS[setting],
                                                        help=t(f"search.{setting}_help"))
-    budget = st.number_input(t("search.budget"), 1, MAX_TRIALS, DEFAULT_BUDGET, key="search_budget",
+    # No min or max on the field: create_search rejects a budget outside 1 - MAX_TRIALS with
+    # a message that names the value, where the widget would silently keep the old one.
+    budget = st.number_input(t("search.budget"), value=DEFAULT_BUDGET, step=1, key="search_budget",
                              help=t("search.budget_help"))
     if st.button(t("search.start"), key="search_start"):
         start_search(data, base, texts, int(budget))
