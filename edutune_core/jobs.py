@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 
 from edutune_core.executor import build_executor
@@ -93,7 +94,7 @@ class JobManager:
             self.store.add_event(run_id, "cancelled", {})
         else:
             # "stopping" is written before the job can see the event, and only over an
-            # active status: a fast job records "stopped" right after the event is set,
+            # active status. A fast job records "stopped" right after the event is set,
             # and that must stay the last word.
             self.store.set_status(run_id, STOPPING, only_from=(QUEUED, RUNNING))
             event.set()
@@ -137,7 +138,14 @@ class JobManager:
     def _execute(self, run_id: str, resume: bool) -> None:
         with self._lock:
             event = self._stop_events.get(run_id)
-        status = self.store.get_run(run_id).status
+        try:
+            status = self.store.get_run(run_id).status
+        except (sqlite3.Error, OSError) as error:
+            # The disk is full or broken. The run stays queued until the next server start
+            # marks it interrupted, and this worker lives on for the next job.
+            logger.error("cannot read run %s before starting it: %s", run_id, error)
+            self._forget(run_id, event)
+            return
         if event is not None and event.is_set() and status == STOPPING:
             # Stopped after a worker took it from the queue and before it started.
             self.store.set_status(run_id, STOPPED, only_from=(STOPPING,))

@@ -128,6 +128,12 @@ def restore_selection(choices: dict) -> None:
     st.session_state["data_file"] = saved["choice"]
 
 
+def mark_not_ready(file_name: str) -> None:
+    """Record that ``file_name`` is not prepared, so the Train page offers no data."""
+    st.session_state.pop("dataset", None)
+    st.session_state[DATA_NOT_READY_KEY] = file_name
+
+
 def remember_selection(choice: str, file_name: str, prepared: dict | None) -> None:
     """Store the chosen file, its widget values and the recipe of its prepared data for the next session.
 
@@ -188,6 +194,7 @@ def load_chosen(choice: str, file_name: str, content: bytes, options: dict) -> L
         table = read_table(content, file_name, **options)
     except EduTuneError as error:
         show_error(error)
+        mark_not_ready(file_name)
         sheet_picker(choice, list_sheets(content, file_name), options["sheet"])
         st.stop()
     sheet_picker(choice, table.sheet_names, table.sheet)
@@ -253,6 +260,7 @@ def labels_section(frame: pd.DataFrame, file_name: str, choice: str) -> tuple[pd
             labels = read_table(recent[chosen].path.read_bytes(), labels_name, None, None, None, None).frame
         except EduTuneError as error:
             show_error(error)
+            mark_not_ready(file_name)
             st.stop()
         joined = join_form(frame, labels, file_name, labels_name, choice)
     return joined.frame, joined.summary() | {"dropped": joined.dropped_rows}
@@ -273,6 +281,7 @@ def join_form(frame: pd.DataFrame, labels: pd.DataFrame, file_name: str, labels_
         joined = join_labels(frame, labels, text_id, label_id, file_name, labels_name)
     except EduTuneError as error:
         show_error(error)
+        mark_not_ready(file_name)
         st.stop()
     st.success(t("intake.joined", texts_file=file_name, labels_file=labels_name, rows=joined.matched_rows))
     if joined.unmatched_texts:
@@ -535,10 +544,13 @@ if chosen is None:
     st.info(t("data.no_file"))
     st.stop()
 choice, file_name, content = chosen
-# Until this choice is prepared, the Train page offers no data, not even an earlier choice's.
-st.session_state.pop("dataset", None)
-st.session_state[DATA_NOT_READY_KEY] = file_name
+# The Train page never offers another file's data. The data of this file stays while the
+# page runs, because a click can cut the run short (a rerun or a page switch), and that
+# must not leave the Train page without the data it had.
+if (st.session_state.get("dataset") or {}).get("name") != file_name:
+    mark_not_ready(file_name)
 recipe = None
+finished = False
 try:
     options = loading_options(choice)
     table = load_chosen(choice, file_name, content, options)
@@ -573,5 +585,10 @@ try:
         recipe = {key: value for key, value in st.session_state["dataset"].items() if key != "frame"}
         recipe |= {"mapping": mapping.to_dict(), "source": source}
         st.page_link("pages/train.py", label=t("data.next"), icon="➡️")
+    else:
+        mark_not_ready(file_name)
+    finished = True
 finally:
-    remember_selection(choice, file_name, recipe)
+    # A run cut short stores nothing; a failure that stopped the page has marked the file.
+    if finished or st.session_state.get(DATA_NOT_READY_KEY) == file_name:
+        remember_selection(choice, file_name, recipe)

@@ -357,8 +357,10 @@ def test_low_disk_space_warns(chromium, tmp_path):
 
 
 FULL_DURING_TRAINING = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
+import numpy as np
+import pandas as pd
 sys.path.insert(0, "tests")
 from conftest import ROOT, make_gradebook
 from edutune_core.config import TrainConfig
@@ -369,13 +371,27 @@ from edutune_core.tasks import REGRESSION, ColumnMapping
 
 home = Path(sys.argv[1])
 ballast = home / "ballast"
-ballast.write_bytes(bytes(950 * 1024))
 store = RunStore(home)
 manager = JobManager(store)
 
-def train(epochs):
-    record = create_run(store, make_gradebook(120), ColumnMapping(target="final", problem=REGRESSION),
+def fill_disk(keep_bytes):
+    # Leave only keep_bytes free, after the run's data snapshot is written.
+    free = os.statvfs(home).f_bavail * os.statvfs(home).f_frsize
+    ballast.write_bytes(bytes(max(free - keep_bytes, 0)))
+
+def wide_gradebook():
+    # 400 extra score columns make the table network's checkpoint (about 470 KB) larger
+    # than the space left, while the run store still has room to record the failure.
+    frame = make_gradebook(120)
+    extra = np.random.default_rng(0).integers(0, 10, size=(120, 400))
+    return pd.concat([frame, pd.DataFrame(extra, columns=[f"q{index}" for index in range(400)])], axis=1)
+
+def train(epochs, full):
+    frame = wide_gradebook() if full else make_gradebook(120)
+    record = create_run(store, frame, ColumnMapping(target="final", problem=REGRESSION),
                         TrainConfig.for_task(False, epochs=epochs, batch_size=16), data_name="gradebook.csv")
+    if full:
+        fill_disk(200 * 1024)
     manager.submit(record.run_id)
     deadline = time.monotonic() + 60
     while store.get_run(record.run_id).status in ACTIVE_STATUSES and time.monotonic() < deadline:
@@ -383,9 +399,9 @@ def train(epochs):
     record = store.get_run(record.run_id)
     return {"status": record.status, "error": record.error}
 
-first = train(3)
+first = train(3, full=True)
 ballast.unlink()
-print(json.dumps({"first": first, "second": train(1)}), flush=True)
+print(json.dumps({"first": first, "second": train(1, full=False)}), flush=True)
 """
 
 

@@ -1,4 +1,5 @@
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -180,3 +181,32 @@ def test_upload_store_keeps_recent_files(tmp_path):
     assert again.upload_id == first.upload_id
     assert [item.file_name for item in UploadStore(tmp_path).recent()] == ["marks.csv", "other.csv"]
     assert again.path.read_bytes() == b"a,b\n1,2\n"
+
+
+class UnreadableOnceStore(RunStore):
+    """A store whose first read of one run fails, as SQLite does on a full disk."""
+
+    def __init__(self, root, broken_run: str | None = None):
+        super().__init__(root)
+        self.broken_run = broken_run
+
+    def get_run(self, run_id):
+        if run_id == self.broken_run:
+            self.broken_run = None
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().get_run(run_id)
+
+
+def test_worker_survives_unreadable_run(tmp_path):
+    store = UnreadableOnceStore(tmp_path)
+    manager = JobManager(store)
+    try:
+        first, second = new_run(store), new_run(store)
+        store.broken_run = first.run_id
+        manager.submit(first.run_id)
+        manager.submit(second.run_id)
+        assert wait_for(store, second.run_id, (COMPLETED,)).status == COMPLETED
+        assert store.get_run(first.run_id).status == QUEUED
+        assert not manager.is_managed(first.run_id)
+    finally:
+        manager.shutdown()
