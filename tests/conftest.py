@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,36 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# Every JobManager made in this process. Pages keep theirs in Streamlit's resource cache,
+# which outlives the test, so a run a page test started would otherwise train on in the
+# background and change the timing and the random numbers of the tests after it.
+_JOB_MANAGERS: list[weakref.ref] = []
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _track_job_managers():
+    from edutune_core.jobs import JobManager
+
+    original = JobManager.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        _JOB_MANAGERS.append(weakref.ref(self))
+
+    JobManager.__init__ = record
+    yield
+    JobManager.__init__ = original
+
+
 @pytest.fixture
 def edutune_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "edutune-home"
     monkeypatch.setenv("EDUTUNE_HOME", str(home))
-    return home
+    yield home
+    for reference in _JOB_MANAGERS:
+        manager = reference()
+        if manager is not None and Path(manager.store.home).resolve() == home.resolve():
+            manager.shutdown(timeout=60)
 
 
 @pytest.fixture(scope="session")
