@@ -59,6 +59,9 @@ class TrainingError(EduTuneError):
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch so two runs with the same seed train the same way."""
+    # NOTE: these generators are global to the process. Two jobs that train at once in
+    # one server (EDUTUNE_MAX_JOBS above 1) draw from the same ones, and then the same
+    # seed no longer repeats a run exactly.
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
