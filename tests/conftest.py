@@ -56,6 +56,45 @@ def edutune_home(tmp_path, monkeypatch) -> Path:
             manager.shutdown(timeout=60)
 
 
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory):
+    """A users file with two teachers; hashing is slow on purpose, so it is made once per module."""
+    from edutune_core.security import hash_password, write_user
+
+    path = tmp_path_factory.mktemp("users") / "users.txt"
+    write_user(path, "alice", hash_password("alice-password"))
+    write_user(path, "王老师", hash_password("wang-password"))
+    return path
+
+
+@pytest.fixture
+def signed_in_server(users_file, edutune_home, monkeypatch):
+    """Serve the pages on a network address with the users file, and return a sign-in helper."""
+    from streamlit import config as streamlit_config
+    from streamlit.testing.v1 import AppTest
+
+    from edutune_core import security
+
+    original = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", "192.168.1.20")
+    monkeypatch.setenv("EDUTUNE_USERS_FILE", str(users_file))
+    monkeypatch.setattr(security, "SERVER_FAILURES", security.FailureWindow())
+
+    def sign_in(name: str, password: str, page: str = "pages/history.py", lang: str = "en") -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.session_state["lang"] = lang
+        at.run()
+        at.switch_page(page).run()
+        at.text_input(key="login_name").input(name)
+        at.text_input(key="login_password").input(password)
+        at.button[0].click().run()
+        assert not at.exception, at.exception
+        return at
+
+    yield sign_in
+    streamlit_config.set_option("server.address", original)
+
+
 @pytest.fixture(scope="session")
 def tiny_text_model(tmp_path_factory) -> Path:
     """A two-layer BERT with random weights and the bundled model's tokenizer, saved as a folder."""

@@ -7,8 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from streamlit import config as streamlit_config
-from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, make_gradebook
 from edutune_core import security
@@ -29,18 +27,6 @@ from edutune_core.security import (
 )
 from edutune_core.tasks import REGRESSION, ColumnMapping
 from edutune_core.uploads import UploadStore, user_folder
-
-APP = str(ROOT / "app.py")
-
-
-@pytest.fixture(scope="module")
-def users_file(tmp_path_factory):
-    """A users file with two teachers; hashing is slow on purpose, so it is made once."""
-    path = tmp_path_factory.mktemp("users") / "users.txt"
-    write_user(path, "alice", hash_password("alice-password"))
-    write_user(path, "王老师", hash_password("wang-password"))
-    return path
-
 
 # The users file
 
@@ -180,27 +166,6 @@ def test_old_database_gains_owner_columns(tmp_path):
 # The pages
 
 
-@pytest.fixture
-def signed_in_server(users_file, edutune_home, monkeypatch):
-    """Serve the pages on a network address with the users file, and return a sign-in helper."""
-    original = streamlit_config.get_option("server.address")
-    streamlit_config.set_option("server.address", "192.168.1.20")
-    monkeypatch.setenv("EDUTUNE_USERS_FILE", str(users_file))
-    monkeypatch.setattr(security, "SERVER_FAILURES", FailureWindow())
-
-    def sign_in(name: str, password: str, page: str = "pages/history.py", lang: str = "en") -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.session_state["lang"] = lang
-        at.run()
-        at.switch_page(page).run()
-        at.text_input(key="login_name").input(name)
-        at.text_input(key="login_password").input(password)
-        at.button[0].click().run()
-        assert not at.exception, at.exception
-        return at
-
-    yield sign_in
-    streamlit_config.set_option("server.address", original)
 
 
 def test_login_form_asks_for_name(signed_in_server):

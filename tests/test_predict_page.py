@@ -3,12 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, make_gradebook
 from test_app import finished_run, open_app, texts
-from edutune_core import security
 from edutune_core.config import TrainConfig
 from edutune_core.corrections import CORRECTIONS_FILE, retrain_with_corrections
 from edutune_core.evaluation import load_validation
@@ -16,7 +14,6 @@ from edutune_core.i18n import EduTuneError
 from edutune_core.predict import Predictor
 from edutune_core.runner import create_run, execute_run
 from edutune_core.runstore import RunStore
-from edutune_core.security import FailureWindow, hash_password, write_user
 from edutune_core.tasks import CLASSIFICATION, REGRESSION, ColumnMapping
 from edutune_core.threshold import ALERT_SUMMARY_KEY, choose_threshold
 
@@ -91,38 +88,7 @@ def test_saved_threshold_flags_at_risk(edutune_home):
     assert "alert threshold" in texts(at)
 
 
-@pytest.fixture(scope="module")
-def users_file(tmp_path_factory):
-    """Two teachers; hashing is slow on purpose, so the file is made once."""
-    path = tmp_path_factory.mktemp("users") / "users.txt"
-    write_user(path, "alice", hash_password("alice-password"))
-    write_user(path, "王老师", hash_password("wang-password"))
-    return path
-
-
-@pytest.fixture
-def sign_in(users_file, edutune_home, monkeypatch):
-    original = streamlit_config.get_option("server.address")
-    streamlit_config.set_option("server.address", "192.168.1.20")
-    monkeypatch.setenv("EDUTUNE_USERS_FILE", str(users_file))
-    monkeypatch.setattr(security, "SERVER_FAILURES", FailureWindow())
-
-    def open_as(name: str, password: str, lang: str = "en") -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        at.session_state["lang"] = lang
-        at.run()
-        at.switch_page("pages/predict.py").run()
-        at.text_input(key="login_name").input(name)
-        at.text_input(key="login_password").input(password)
-        at.button[0].click().run()
-        assert not at.exception, at.exception
-        return at
-
-    yield open_as
-    streamlit_config.set_option("server.address", original)
-
-
-def test_shared_run_is_read_only_for_others(sign_in, edutune_home):
+def test_shared_run_is_read_only_for_others(signed_in_server, edutune_home):
     alice = RunStore(edutune_home).for_user("alice")
     record = execute_run(alice, create_run(alice, make_gradebook(80), PASS_FAIL, TrainConfig.for_task(False, epochs=1),
                                            data_name="g.csv", name="alice book").run_id)
@@ -130,11 +96,11 @@ def test_shared_run_is_read_only_for_others(sign_in, edutune_home):
     make_gradebook(3, seed=2).assign(final=[80, 30, 90]).to_csv(record.run_dir / CORRECTIONS_FILE, index=False)
     new_rows = make_gradebook(10, seed=6).drop(columns=["final"])
 
-    owner = upload_csv(sign_in("alice", "alice-password"), new_rows)
+    owner = upload_csv(signed_in_server("alice", "alice-password", "pages/predict.py"), new_rows)
     assert "predict_save_corrections" in button_keys(owner)
     assert "predict_retrain" in button_keys(owner)
 
-    other = upload_csv(sign_in("王老师", "wang-password", lang="zh"), new_rows)
+    other = upload_csv(signed_in_server("王老师", "wang-password", "pages/predict.py", lang="zh"), new_rows)
     assert "predict_save_corrections" not in button_keys(other)
     assert "predict_retrain" not in button_keys(other)
     assert "predict_corrections" not in [frame.key for frame in other.dataframe]
