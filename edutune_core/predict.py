@@ -72,8 +72,9 @@ def score_confidence(raw: np.ndarray, rounded: np.ndarray, score_points: tuple,
     """Return the probability that each rounded score is the true one under a normal error model.
 
     The true value is taken as normal around ``raw`` with standard deviation
-    ``error_std``, so the probability is Φ((r + ½ − raw) / σ) − Φ((r − ½ − raw) / σ) for
-    the whole score r (± half a step on a half-point rubric). At the lowest and highest
+    ``error_std``. For the whole score r the probability is then
+    Φ((r + ½ − raw) / σ) − Φ((r − ½ − raw) / σ), with half a step in place of ½ on a
+    half-point rubric. At the lowest and highest
     score the interval is open on the outer side, because a true value beyond the
     rubric is also scored at its end.
     """
@@ -134,7 +135,7 @@ def training_target_range(run_folder: Path, target: str) -> tuple[float, float] 
 def write_xlsx(frame: pd.DataFrame, destination) -> None:
     """Write ``frame`` as an XLSX sheet to a path or a binary file object, with every text cell kept as text.
 
-    openpyxl stores a string that starts with "=" as a formula, so a student's answer
+    openpyxl stores a string that starts with "=" as a formula, so a student's reply
     "=5" would become one. Every string cell that starts with one of
     ``FORMULA_PREFIXES`` is written with the string data type instead.
     """

@@ -589,6 +589,7 @@ try:
         mark_not_ready(file_name)
     finished = True
 finally:
-    # A run cut short stores nothing; a failure that stopped the page has marked the file.
+    # A run cut short stores nothing, unless this file is already marked as not prepared
+    # (a newly chosen file, or a failure that stopped the page).
     if finished or st.session_state.get(DATA_NOT_READY_KEY) == file_name:
         remember_selection(choice, file_name, recipe)

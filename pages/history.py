@@ -92,8 +92,9 @@ def corrections_section(record: RunRecord) -> None:
 def run_actions(record: RunRecord) -> None:
     left, right = st.columns(2)
     if (record.run_dir / "model" / "edutune.json").exists():
-        # The zip of a text model is about 90 MB, so it is built when the button is
-        # pressed, not on every rerun of the page. export_run only fails without a model.
+        # The zip of a text model is about 90 MB (the bundled model's weights), so it is built
+        # when the button is pressed, not on every rerun. export_run raises only when the
+        # model folder is missing, which the check above rules out.
         left.download_button(t("history.export"), partial(export_run, record), file_name=f"edutune-{record.run_id}.zip",
                              mime="application/zip", help=t("history.export_help"), on_click="ignore")
     if not store().can_change(record):

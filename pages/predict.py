@@ -219,7 +219,7 @@ def review_and_correct(predictor: Predictor, record: RunRecord, review: pd.DataF
 
 
 def alert_note(predictor: Predictor, record: RunRecord) -> AlertRule | None:
-    """Return the alert threshold saved with a two-class run, and say which threshold flags students."""
+    """Show which saved alert threshold flags students of a two-class run, and return it."""
     if predictor.labels is None or len(predictor.labels) != 2:
         return None
     alert = AlertRule.from_summary(record.summary, predictor.labels)

@@ -39,8 +39,8 @@ def test_baseline_table_shows_fold_spread(edutune_home):
     assert rows.loc["random forest", "macro-F1"].count(" ± ") == 1
 
 
-def test_stopped_cross_validation_says_so(edutune_home):
-    """A run stopped in its first fold shows one fold's numbers, says so, and compares with one fold's baselines."""
+def test_stopped_cross_validation_warns(edutune_home):
+    """A run stopped in its first fold shows one fold's numbers with a warning, beside one fold's baselines."""
     import threading
 
     from edutune_core.runner import create_run, execute_run

@@ -137,8 +137,8 @@ class LateStoppingStore(RunStore):
             self.ended.set()
 
 
-def test_stop_of_a_job_that_ends_at_once_stays_stopped(tmp_path):
-    """A fast job records "stopped" the moment it sees the stop; the page must not show "stopping" forever."""
+def test_fast_stop_stays_stopped(tmp_path):
+    """A fast job records "stopped" as soon as the stop event is set, and no later "stopping" overwrites it."""
     store = LateStoppingStore(tmp_path)
     manager = JobManager(store)
     try:
